@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    flowrun_build::write_fingerprints();
+}

@@ -53,6 +53,24 @@ pub enum ArtifactError {
         reason: String,
     },
 
+    /// An artifact that cannot be written in its file format.
+    #[error("failed to encode a {kind} artifact: {reason}")]
+    Encode {
+        /// The kind of artifact.
+        kind: crate::ArtifactKind,
+        /// The cause of the failure.
+        reason: String,
+    },
+
+    /// A cache key that cannot name a file in the store.
+    #[error("invalid cache key `{key}`: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// The rule the key breaks.
+        reason: String,
+    },
+
     /// An artifact that the store does not have.
     #[error("artifact {hash} not found in the store")]
     NotFound {

@@ -24,6 +24,7 @@ pub mod store;
 pub use error::ArtifactError;
 pub use hash::ContentHash;
 pub use model::{FeatureKind, FeatureSpec, Model};
+pub use store::{ArtifactRef, ArtifactStore, CacheEntry, KeyLock, LocalStore};
 pub use table::{Column, ColumnData, Table};
 
 use serde::{Deserialize, Serialize};

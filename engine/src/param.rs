@@ -168,9 +168,12 @@ impl ParamValue {
                 None => ParamValue::Float(n.as_f64()?),
             },
             Value::String(s) => ParamValue::String(s.clone()),
-            Value::Array(items) => {
-                ParamValue::List(items.iter().map(ParamValue::from_json).collect::<Option<_>>()?)
-            }
+            Value::Array(items) => ParamValue::List(
+                items
+                    .iter()
+                    .map(ParamValue::from_json)
+                    .collect::<Option<_>>()?,
+            ),
             Value::Object(map) => ParamValue::Map(
                 map.iter()
                     .map(|(k, v)| Some((k.clone(), ParamValue::from_json(v)?)))

@@ -119,12 +119,14 @@ macro_rules! include_fingerprints {
     () => {
         #[doc(hidden)]
         pub(crate) static FLOWRUN_CODE_FINGERPRINTS: &[(&str, &str)] =
-            include!(concat!(env!("OUT_DIR"), "/flowrun_fingerprints.rs"));
+            &include!(concat!(env!("OUT_DIR"), "/flowrun_fingerprints.rs"));
     };
 }
 
 /// Returns the code fingerprint of the module it is called in. Requires
 /// [`include_fingerprints!`] at the crate root.
+// `crate::` is meant: the table lives in the calling crate, not in this one.
+#[allow(clippy::crate_in_macro_def)]
 #[macro_export]
 macro_rules! code_fingerprint {
     () => {

@@ -341,25 +341,33 @@ impl<'a> StepContext<'a> {
     /// Returns a float parameter.
     pub fn param_f64(&self, name: &str) -> Result<f64, StepError> {
         let value = self.param(name)?;
-        value.as_f64().ok_or_else(|| self.type_error(name, "float", value))
+        value
+            .as_f64()
+            .ok_or_else(|| self.type_error(name, "float", value))
     }
 
     /// Returns an integer parameter.
     pub fn param_i64(&self, name: &str) -> Result<i64, StepError> {
         let value = self.param(name)?;
-        value.as_i64().ok_or_else(|| self.type_error(name, "int", value))
+        value
+            .as_i64()
+            .ok_or_else(|| self.type_error(name, "int", value))
     }
 
     /// Returns a string or path parameter.
     pub fn param_str(&self, name: &str) -> Result<&str, StepError> {
         let value = self.param(name)?;
-        value.as_str().ok_or_else(|| self.type_error(name, "string", value))
+        value
+            .as_str()
+            .ok_or_else(|| self.type_error(name, "string", value))
     }
 
     /// Returns a boolean parameter.
     pub fn param_bool(&self, name: &str) -> Result<bool, StepError> {
         let value = self.param(name)?;
-        value.as_bool().ok_or_else(|| self.type_error(name, "bool", value))
+        value
+            .as_bool()
+            .ok_or_else(|| self.type_error(name, "bool", value))
     }
 
     fn type_error(&self, name: &str, expected: &str, found: &ParamValue) -> StepError {

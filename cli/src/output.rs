@@ -1,0 +1,144 @@
+//! Terminal output: logging set-up and the lines printed as a run goes.
+//!
+//! Step outcomes go to stderr, one line each, as they happen (like cargo's
+//! status lines); results meant for scripts (`--json`, graphs) go to stdout.
+
+use flowrun_engine::executor::{Event, Outcome, Reporter, RunReport, StepReport};
+use flowrun_engine::spec::format_duration;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+/// Sets up `tracing`: warnings by default, more with `-v`, and any filter in
+/// the `FLOWRUN_LOG` environment variable.
+pub(crate) fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,flowrun=debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWRUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints run events to stderr, above any progress bars.
+pub(crate) struct Printer {
+    pub(crate) quiet: bool,
+    pub(crate) progress: Option<indicatif::MultiProgress>,
+    lock: Mutex<()>,
+}
+
+impl Printer {
+    pub(crate) fn new(quiet: bool) -> Self {
+        let progress =
+            (!quiet && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
+        Printer {
+            quiet,
+            progress,
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        let _guard = self.lock.lock().expect("printer lock poisoned");
+        match &self.progress {
+            Some(multi) => {
+                let _ = multi.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+fn step_line(report: &StepReport) -> String {
+    let duration = match report.outcome {
+        Outcome::Skipped => String::new(),
+        _ => format_duration(report.duration),
+    };
+    let mut line = format!(
+        "  {:<9} {:<24} {:>8}",
+        report.outcome.as_str(),
+        report.id,
+        duration
+    );
+    if report.attempts > 1 {
+        line.push_str(&format!("  after {} attempts", report.attempts));
+    }
+    if let Some(reason) = &report.reason {
+        line.push_str(&format!("  ({reason})"));
+    }
+    if let Some(error) = &report.error {
+        line.push_str(&format!("\n            error: {error}"));
+    }
+    line
+}
+
+impl Reporter for Printer {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::RunStarted {
+                run_id,
+                pipeline,
+                steps,
+                jobs,
+            } => self.line(&format!(
+                "Running pipeline {pipeline}: {steps} steps, {jobs} jobs, run {run_id}"
+            )),
+            Event::StepStarted { id, reason } => {
+                self.line(&format!("  {:<9} {id}  ({reason})", "running"))
+            }
+            Event::WaitingForLock { id } => self.line(&format!(
+                "  {:<9} {id}  (another flowrun process is computing the same result)",
+                "waiting"
+            )),
+            Event::Retrying {
+                id,
+                attempt,
+                of,
+                error,
+                delay,
+            } => self.line(&format!(
+                "  {:<9} {id}  attempt {attempt} of {of} failed: {error}; retrying in {}",
+                "retry",
+                format_duration(*delay)
+            )),
+            Event::Recomputing { id, reason } => self.line(&format!(
+                "  {:<9} {id}  (a stored output cannot be used: {reason})",
+                "recompute"
+            )),
+            Event::StepFinished(report) => self.line(&step_line(report)),
+        }
+    }
+}
+
+/// Prints the closing summary of a run.
+pub(crate) fn summary(printer: &Printer, report: &RunReport) {
+    let mut parts = Vec::new();
+    for outcome in [
+        Outcome::Ran,
+        Outcome::Cached,
+        Outcome::Failed,
+        Outcome::Skipped,
+        Outcome::Cancelled,
+    ] {
+        let count = report.count(outcome);
+        if count > 0 {
+            parts.push(format!("{count} {}", outcome.as_str()));
+        }
+    }
+    printer.line(&format!(
+        "Run {} {} in {}: {}",
+        report.run_id,
+        report.status.as_str(),
+        format_duration(report.duration),
+        parts.join(", ")
+    ));
+}

@@ -1,0 +1,219 @@
+//! The commands that read a pipeline file: run, plan, graph, and the list
+//! of registered steps.
+
+use crate::args::{GraphArgs, GraphFormat, PipelineArgs, PlanArgs, RunArgs, SelectionArgs};
+use crate::output::{Printer, summary};
+use crate::{EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, Exit};
+use anyhow::Context;
+use flowrun_artifacts::store::LocalStore;
+use flowrun_engine::executor::{Executor, PlanStatus, RunOptions, Selection};
+use flowrun_engine::graph::PipelineGraph;
+use flowrun_engine::runstore::{RunStatus, RunStore};
+use flowrun_engine::spec::{self, Pipeline};
+use flowrun_engine::{CancelToken, Registry};
+use std::path::Path;
+
+/// Loads and validates a pipeline, or prints every error and exits with 2.
+fn load(args: &PipelineArgs, registry: &Registry) -> anyhow::Result<(Pipeline, PipelineGraph)> {
+    let mut overrides = Vec::new();
+    for text in &args.overrides {
+        match spec::parse_override(text) {
+            Ok(o) => overrides.push(o),
+            Err(message) => {
+                eprintln!("error: invalid --set `{text}`: {message}");
+                return Err(Exit(EXIT_INVALID).into());
+            }
+        }
+    }
+    let pipeline = match spec::load(&args.file, registry, &overrides) {
+        Ok(pipeline) => pipeline,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Err(Exit(EXIT_INVALID).into());
+        }
+    };
+    let graph = match PipelineGraph::build(&pipeline) {
+        Ok(graph) => graph,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Err(Exit(EXIT_INVALID).into());
+        }
+    };
+    Ok((pipeline, graph))
+}
+
+fn selection(args: &SelectionArgs) -> Selection {
+    match (&args.from, args.only.is_empty()) {
+        (Some(step), _) => Selection::From(step.clone()),
+        (None, false) => Selection::Only(args.only.clone()),
+        (None, true) => Selection::All,
+    }
+}
+
+/// Checks that --from/--only name steps of the pipeline.
+fn check_selection(selection: &Selection, pipeline: &Pipeline) -> anyhow::Result<()> {
+    let names: Vec<&String> = match selection {
+        Selection::All => return Ok(()),
+        Selection::From(step) => vec![step],
+        Selection::Only(steps) => steps.iter().collect(),
+    };
+    for name in names {
+        if pipeline.step(name).is_none() {
+            let ids: Vec<&str> = pipeline.steps.iter().map(|s| s.id.as_str()).collect();
+            eprintln!(
+                "error: no step `{name}` in pipeline {}; its steps are: {}",
+                pipeline.name,
+                ids.join(", ")
+            );
+            return Err(Exit(EXIT_INVALID).into());
+        }
+    }
+    Ok(())
+}
+
+fn open_stores(store_dir: &Path) -> anyhow::Result<(LocalStore, RunStore)> {
+    let artifacts = LocalStore::open(store_dir).with_context(|| {
+        format!(
+            "failed to open the artifact store in {}",
+            store_dir.display()
+        )
+    })?;
+    let runs = RunStore::open(&store_dir.join("runs.db"))
+        .with_context(|| format!("failed to open the run store in {}", store_dir.display()))?;
+    Ok((artifacts, runs))
+}
+
+pub(crate) fn run(args: &RunArgs, registry: &Registry, store_dir: &Path) -> anyhow::Result<u8> {
+    let (pipeline, graph) = load(&args.pipeline, registry)?;
+    let selection = selection(&args.selection);
+    check_selection(&selection, &pipeline)?;
+    let (artifacts, runs) = open_stores(store_dir)?;
+
+    let cancel = CancelToken::new();
+    install_ctrl_c(&cancel);
+    let printer = Printer::new(false);
+    let executor = Executor {
+        registry,
+        artifacts: &artifacts,
+        runs: &runs,
+        store_dir,
+        progress: printer.progress.as_ref(),
+    };
+    let options = RunOptions {
+        jobs: args
+            .jobs
+            .map(usize::from)
+            .unwrap_or_else(|| RunOptions::default().jobs),
+        keep_going: args.keep_going,
+        no_cache: args.selection.no_cache,
+        selection,
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let report = executor
+        .run(&pipeline, &graph, &options, &printer, &cancel)
+        .with_context(|| format!("failed to run pipeline {}", pipeline.name))?;
+    summary(&printer, &report);
+
+    Ok(match report.status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Cancelled => EXIT_CANCELLED,
+        _ => EXIT_FAILED,
+    })
+}
+
+/// Cancels the run on the first Ctrl-C; a second one exits at once.
+fn install_ctrl_c(cancel: &CancelToken) {
+    let cancel = cancel.clone();
+    let result = ctrlc::set_handler(move || {
+        if cancel.is_cancelled() {
+            std::process::exit(i32::from(EXIT_CANCELLED));
+        }
+        eprintln!(
+            "Cancelling: running steps stop at their next check; press Ctrl-C again to exit now"
+        );
+        cancel.cancel();
+    });
+    if let Err(error) = result {
+        tracing::warn!(%error, "failed to install the Ctrl-C handler");
+    }
+}
+
+pub(crate) fn plan(args: &PlanArgs, registry: &Registry, store_dir: &Path) -> anyhow::Result<u8> {
+    let (pipeline, graph) = load(&args.pipeline, registry)?;
+    let selection = selection(&args.selection);
+    check_selection(&selection, &pipeline)?;
+    let (artifacts, runs) = open_stores(store_dir)?;
+    let executor = Executor {
+        registry,
+        artifacts: &artifacts,
+        runs: &runs,
+        store_dir,
+        progress: None,
+    };
+    let entries = executor.plan(&pipeline, &graph, args.selection.no_cache, &selection)?;
+
+    println!(
+        "Plan for pipeline {} ({}):",
+        pipeline.name,
+        pipeline.file.display()
+    );
+    let width = entries.iter().map(|e| e.id.len()).max().unwrap_or(0);
+    let mut unavailable = false;
+    for entry in &entries {
+        let word = match entry.status {
+            PlanStatus::Cached => "cached",
+            PlanStatus::Run(_) => "run",
+            PlanStatus::Unavailable => {
+                unavailable = true;
+                "missing"
+            }
+            PlanStatus::NotSelected => "-",
+        };
+        let detail = match entry.status {
+            PlanStatus::Run(_) | PlanStatus::Unavailable => format!("  {}", entry.describe()),
+            _ => String::new(),
+        };
+        println!("  {word:<7} {:<width$}{detail}", entry.id);
+    }
+    Ok(if unavailable { EXIT_FAILED } else { 0 })
+}
+
+pub(crate) fn graph(args: &GraphArgs, registry: &Registry) -> anyhow::Result<u8> {
+    let (pipeline, graph) = load(&args.pipeline, registry)?;
+    let text = match args.format {
+        GraphFormat::Mermaid => graph.to_mermaid(&pipeline),
+        GraphFormat::Dot => graph.to_dot(&pipeline),
+    };
+    print!("{text}");
+    Ok(0)
+}
+
+pub(crate) fn list_steps(registry: &Registry) {
+    for registered in registry.iter() {
+        let signature = registered.signature();
+        println!("{}  {}", signature.name, signature.doc);
+        for param in &signature.params {
+            let default = match &param.default {
+                Some(value) => format!(" = {value}"),
+                None => " (required)".to_string(),
+            };
+            println!(
+                "    param  {}: {}{default}  {}",
+                param.name, param.ty, param.doc
+            );
+        }
+        for input in &signature.inputs {
+            let optional = if input.optional { " (optional)" } else { "" };
+            println!(
+                "    input  {}: {}{optional}  {}",
+                input.name, input.kind, input.doc
+            );
+        }
+        for output in &signature.outputs {
+            println!(
+                "    output {}: {}  {}",
+                output.name, output.kind, output.doc
+            );
+        }
+    }
+}

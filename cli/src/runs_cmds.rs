@@ -1,0 +1,135 @@
+//! `flowrun runs` and `flowrun runs show`: read recorded runs from the run
+//! store, as tables for people or JSON for scripts.
+
+use crate::args::{RunsArgs, RunsCommand};
+use anyhow::Context;
+use flowrun_engine::param::format_float;
+use flowrun_engine::runstore::{RunDetail, RunStore, RunSummary};
+use std::path::Path;
+
+pub(crate) fn runs(args: &RunsArgs, store_dir: &Path) -> anyhow::Result<u8> {
+    let path = store_dir.join("runs.db");
+    if !path.exists() {
+        anyhow::bail!(
+            "no run store at {}; run a pipeline first, or point --store at the store directory",
+            path.display()
+        );
+    }
+    let store = RunStore::open(&path)?;
+    match &args.command {
+        None => list(&store, args.limit, args.json),
+        Some(RunsCommand::Show { id, json }) => show(&store, id, *json || args.json),
+    }
+}
+
+fn list(store: &RunStore, limit: usize, json: bool) -> anyhow::Result<u8> {
+    let runs = store.list_runs(limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        println!("No runs recorded yet.");
+        return Ok(0);
+    }
+    println!(
+        "{:<22} {:<20} {:<12} {:<21} {:>9}",
+        "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"
+    );
+    for run in &runs {
+        println!(
+            "{:<22} {:<20} {:<12} {:<21} {:>9}",
+            run.id,
+            run.pipeline,
+            run.status.as_str(),
+            short_time(&run.started_at),
+            duration(run)
+        );
+    }
+    Ok(0)
+}
+
+fn short_time(rfc3339: &str) -> String {
+    rfc3339.replace('T', " ").chars().take(19).collect()
+}
+
+fn duration(run: &RunSummary) -> String {
+    match run.duration_ms {
+        Some(ms) => format!("{:.2}s", ms as f64 / 1000.0),
+        None => "-".to_string(),
+    }
+}
+
+fn show(store: &RunStore, id: &str, json: bool) -> anyhow::Result<u8> {
+    let detail = store
+        .get_run(id)
+        .with_context(|| format!("failed to show run `{id}`"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+        return Ok(0);
+    }
+    print_detail(&detail);
+    Ok(0)
+}
+
+fn print_detail(detail: &RunDetail) {
+    let run = &detail.run;
+    println!("Run {}  {}  {}", run.id, run.pipeline, run.status.as_str());
+    println!("  file: {}", run.pipeline_file);
+    println!(
+        "  started: {}  duration: {}",
+        short_time(&run.started_at),
+        duration(run)
+    );
+    if !detail.params.is_empty() {
+        println!("Parameters:");
+        for (name, value) in &detail.params {
+            println!("  {name} = {value}");
+        }
+    }
+    println!("Steps:");
+    for step in &detail.steps {
+        let ms = step
+            .duration_ms
+            .map_or("-".to_string(), |ms| format!("{:.2}s", ms as f64 / 1000.0));
+        println!(
+            "  {:<24} {:<10} {:>8}  uses {}",
+            step.step_id,
+            step.status.as_str(),
+            ms,
+            step.step_name
+        );
+        if let Some(reason) = &step.miss_reason {
+            println!("      reason: {reason}");
+        }
+        if let Some(error) = &step.error {
+            println!("      error: {error}");
+        }
+        for (name, value) in &step.params {
+            println!("      param  {name} = {value}");
+        }
+        for metric in &step.metrics {
+            println!(
+                "      metric {} = {}",
+                metric.key,
+                format_float(metric.value)
+            );
+        }
+        for (key, value) in &step.tags {
+            println!("      tag    {key} = {value}");
+        }
+        for input in &step.inputs {
+            println!(
+                "      input  {} <- {}",
+                input.input,
+                &input.hash[..12.min(input.hash.len())]
+            );
+        }
+        for output in &step.outputs {
+            println!(
+                "      output {} -> {} ({}, {} bytes)",
+                output.output, output.artifact.path, output.artifact.kind, output.artifact.size
+            );
+        }
+    }
+}

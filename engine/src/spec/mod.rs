@@ -1,0 +1,295 @@
+//! The pipeline spec: reading a pipeline YAML file, checking it against the
+//! registered steps, and producing a validated [`Pipeline`].
+//!
+//! # The format
+//!
+//! ```yaml
+//! name: training                 # required, [a-z0-9_-]+
+//! description: Train and evaluate the review-score model   # optional
+//! extends: base.yaml             # optional, relative to this file
+//! parameters:                    # pipeline parameters, typed, with defaults
+//!   data_dir:
+//!     type: path                 # bool | int | float | string | path | list | map
+//!     default: data/olist-sample
+//!     doc: Folder of the Olist CSV tables      # optional
+//!   feature_set:
+//!     type: string
+//!     default: order_time
+//!     choices: [basic, order_time, post_delivery]   # optional, strings only
+//!   max_mse: 1.8                 # shorthand: the default, type inferred
+//! steps:                         # in file order; the key is the step id
+//!   ingest_data:
+//!     uses: ingest_data          # registered step name; defaults to the id
+//!     params:
+//!       data_dir: ${data_dir}    # a whole-value reference keeps the type
+//!       label: "run-${feature_set}"   # interpolated; "$${" is a literal "${"
+//!   train_model:
+//!     inputs:                    # input name -> "<step id>.<output name>"
+//!       x_train: clean_data.x_train
+//!     after: [ingest_data]       # ordering without a data edge
+//!     retries: 2                 # extra attempts after a failure (default 0)
+//!     retry_delay: 1s            # ms, s, m, h; default 0s
+//!     timeout: 30m               # optional; the step checks it cooperatively
+//!     cache: false               # default true
+//! ```
+//!
+//! Rules the example does not show:
+//!
+//! - A parameter written as a mapping is always the full form, so a `map`
+//!   parameter needs `type: map` and `default:`. The full form needs a
+//!   `default`; without `type` the type is inferred from it.
+//! - References (`${name}`) are resolved in step `params` only, including
+//!   inside lists and maps. Pipeline parameter defaults are taken literally.
+//!   Inside a longer string, numbers and booleans appear as `--set` shows
+//!   them and lists and maps as JSON.
+//! - Step ids and parameter names use letters, digits, `_` and `-`. A `.`
+//!   is reserved, since it separates a step id from an output name in
+//!   `inputs` and from a parameter name in `--set step.param=value`.
+//! - Only `true` and `false` are booleans: `yes`, `on` and `no` are strings,
+//!   so a bool parameter given `yes` is a type error. Duplicate keys and
+//!   unknown keys are errors. YAML anchors, aliases and merge keys (`<<`)
+//!   work, for example to share settings between steps.
+//! - With `extends`, a parameter or step defined in the child replaces the
+//!   parent's whole entry and keeps the parent's position. New ones are
+//!   added after the parent's. `name` comes from the child; `description` from the
+//!   nearest file that has one.
+//!
+//! # What this module owns
+//!
+//! Two types describe a pipeline: a private serde mirror of the YAML
+//! (`raw`), and the public, validated [`Pipeline`] whose step parameters are
+//! complete, typed and substituted. [`load`] goes from one to the other.
+//! Validation collects every error it can find, each with its file, line and
+//! column, and a returned [`Pipeline`] has passed the graph checks too, so
+//! it is acyclic. Errors that stop a file from parsing (YAML syntax, a
+//! duplicate or unknown key, a value of the wrong shape) are the exception:
+//! serde stops at the first, so a file reports one of those at a time.
+//!
+//! This module never runs a step, touches the artifact store or computes a
+//! cache key.
+
+mod duration;
+mod error;
+mod extends;
+mod overrides;
+mod params;
+mod raw;
+mod steps;
+mod suggest;
+mod template;
+
+#[cfg(test)]
+mod tests;
+
+pub use duration::{format_duration, parse_duration};
+pub use error::{Location, Note, Snippet, SpecError, SpecErrors};
+pub use overrides::{Override, parse_override};
+
+use crate::graph::PipelineGraph;
+use crate::param::{ParamType, ParamValue};
+use crate::registry::Registry;
+use error::{Diagnostics, Pos, Sources};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A pipeline parameter after typing and overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineParam {
+    /// The name, as referenced by `${name}`.
+    pub name: String,
+    /// The declared type, or the one inferred from the default.
+    pub ty: ParamType,
+    /// The value for this run: the default, or the `--set` override.
+    pub value: ParamValue,
+    /// The default written in the file.
+    pub default: ParamValue,
+    /// The description from `doc:`.
+    pub doc: Option<String>,
+    /// The only values allowed, for string and path parameters.
+    pub choices: Option<Vec<String>>,
+}
+
+/// A step's input: an output of another step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InputRef {
+    /// The producing step's id.
+    pub step: String,
+    /// The output name in the producer's signature.
+    pub output: String,
+}
+
+impl fmt::Display for InputRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.step, self.output)
+    }
+}
+
+/// A validated step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineStep {
+    /// The id: the step's key under `steps:`.
+    pub id: String,
+    /// The registered step name it runs.
+    pub uses: String,
+    /// Every parameter the step declares: the YAML value or the step's
+    /// default, with references substituted, overrides applied, and
+    /// converted to the declared type.
+    pub params: BTreeMap<String, ParamValue>,
+    /// Connected inputs by input name.
+    pub inputs: BTreeMap<String, InputRef>,
+    /// Steps that must finish first although no data flows from them.
+    pub after: Vec<String>,
+    /// Extra attempts after a failure.
+    pub retries: u32,
+    /// The wait between attempts.
+    pub retry_delay: Duration,
+    /// The time limit of one attempt, checked by the step itself.
+    pub timeout: Option<Duration>,
+    /// False to always run the step, even when a cached result exists.
+    pub cache: bool,
+    /// Where the step's key is.
+    pub location: Location,
+}
+
+/// A validated pipeline: every step registered, every parameter typed,
+/// every input connected to an output of the same kind, and no cycles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// The pipeline name.
+    pub name: String,
+    /// The description, if any file of the chain has one.
+    pub description: Option<String>,
+    /// The file that was loaded.
+    pub file: PathBuf,
+    /// The file that was loaded, then every file it extends, nearest first.
+    pub files: Vec<PathBuf>,
+    /// Pipeline parameters by name.
+    pub params: BTreeMap<String, PipelineParam>,
+    /// Steps in file order, a parent's before the child's new ones.
+    pub steps: Vec<PipelineStep>,
+}
+
+impl Pipeline {
+    /// Looks up a step by id.
+    pub fn step(&self, id: &str) -> Option<&PipelineStep> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// Reads, validates and resolves a pipeline file, applying `overrides`.
+///
+/// Every error found is returned, not only the first. The returned pipeline
+/// has also passed [`PipelineGraph::build`], so it has no cycles.
+pub fn load(
+    path: &Path,
+    registry: &Registry,
+    overrides: &[Override],
+) -> Result<Pipeline, SpecErrors> {
+    let mut sources = Sources::default();
+    let with_file = |errors: Vec<SpecError>| {
+        SpecErrors(
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    e.pipeline_file = Some(path.to_path_buf());
+                    e
+                })
+                .collect(),
+        )
+    };
+
+    let layers = extends::read_chain(path, &mut sources).map_err(|e| with_file(vec![e]))?;
+    let merged = extends::merge(layers);
+    let mut diagnostics = Diagnostics::new(&sources);
+    let pipeline = resolve(merged, registry, overrides, &mut diagnostics);
+
+    // Look for cycles even when other errors were found: the graph is built
+    // from the references that resolved, so the errors do not overlap.
+    if let Err(cycles) = PipelineGraph::build(&pipeline) {
+        for mut error in cycles.0 {
+            sources.add_snippet(&mut error);
+            diagnostics.push(error);
+        }
+    }
+    if !diagnostics.errors.is_empty() {
+        return Err(with_file(diagnostics.errors));
+    }
+
+    tracing::debug!(
+        pipeline = %pipeline.name,
+        steps = pipeline.steps.len(),
+        files = pipeline.files.len(),
+        overrides = overrides.len(),
+        "loaded pipeline"
+    );
+    Ok(pipeline)
+}
+
+/// Checks the merged pipeline and builds the [`Pipeline`], recording every
+/// error in `diagnostics`.
+fn resolve(
+    merged: extends::Merged,
+    registry: &Registry,
+    overrides: &[Override],
+    diagnostics: &mut Diagnostics<'_>,
+) -> Pipeline {
+    let sources = diagnostics.sources();
+    let root_start = Pos {
+        file: merged.root,
+        line: 1,
+        column: 1,
+        len: 0,
+    };
+
+    let name = match &merged.name {
+        Some(name) if is_pipeline_name(&name.value) => name.value.clone(),
+        Some(name) => {
+            diagnostics.error(
+                Pos::from_saphyr(merged.root, &name.referenced),
+                format!("pipeline name `{}` is invalid", name.value),
+                Some("use only lowercase letters, digits, `_` and `-`".to_string()),
+            );
+            name.value.clone()
+        }
+        None => {
+            diagnostics.error(
+                root_start,
+                "the pipeline has no `name`",
+                Some("add `name: <pipeline name>` at the top of the file; each file names its own pipeline, even one that uses `extends`".to_string()),
+            );
+            String::new()
+        }
+    };
+    if merged.steps.is_empty() {
+        diagnostics.error(
+            root_start,
+            format!("pipeline `{name}` has no steps"),
+            Some("add at least one step under `steps:`".to_string()),
+        );
+    }
+
+    let mut params = params::resolve(&merged.params, diagnostics);
+    params::apply_overrides(&mut params, overrides, diagnostics);
+    let steps = steps::resolve(&merged.steps, registry, &params, overrides, diagnostics);
+
+    let files: Vec<PathBuf> = sources.paths().map(Path::to_path_buf).collect();
+    Pipeline {
+        name,
+        description: merged.description,
+        file: sources.path(merged.root).to_path_buf(),
+        files,
+        params: params.params,
+        steps,
+    }
+}
+
+/// Returns whether `name` is a valid pipeline name: lowercase letters,
+/// digits, `_` and `-`.
+fn is_pipeline_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}

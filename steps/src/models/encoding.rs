@@ -1,0 +1,540 @@
+//! Feature encoding shared by every model family: it turns a table of named
+//! feature columns into a dense numeric matrix for training, and a single
+//! table row into a numeric row for prediction, the same way both times.
+//!
+//! Encoding rules:
+//! - A Float64 or Int64 column is a numeric feature. A missing value (NaN or
+//!   null) becomes the training median of that column.
+//! - A Utf8 column is a categorical feature. Its levels are ordered by the
+//!   smoothed mean target of their training rows, and a level is encoded as
+//!   its position in that order. Tree learners split an ordered code like
+//!   a number, so ordering by the target lets one split separate
+//!   low-scoring levels from high-scoring ones, as LightGBM does for its
+//!   categorical splits. The linear model one-hot encodes the code instead,
+//!   so the order does not matter to it.
+//! - A missing (null) categorical value is the level `unknown`, as
+//!   `clean_data` writes it. A level not seen in training is encoded as
+//!   `unknown` when training had that level, and otherwise as the most
+//!   frequent training level.
+//!
+//! This module also computes the per-feature statistics that go into
+//! `Model.info` (min, max, median, 1st and 99th percentiles, level counts).
+//! It never looks at test data: everything it stores comes from the rows it
+//! is fitted on.
+
+use super::ModelError;
+use flowrun_artifacts::{ColumnData, FeatureKind, FeatureSpec, Table};
+use flowrun_engine::predict::PredictError;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// The level that stands for a missing categorical value.
+pub const UNKNOWN_LEVEL: &str = "unknown";
+
+/// Weight, in rows, of the overall target mean when levels are ordered by
+/// their mean target, so that a level seen in few rows sits near the middle
+/// of the order instead of at an extreme.
+const LEVEL_ORDER_SMOOTHING: f64 = 20.0;
+
+/// How one feature is encoded; stored in every model payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Encoding {
+    /// A number; missing values become `median`.
+    Numeric {
+        /// The training median, used for missing values.
+        median: f64,
+    },
+    /// A string level, encoded as its index in `levels`.
+    Categorical {
+        /// The training levels in encoding order.
+        levels: Vec<String>,
+        /// The index used for missing values and unseen levels.
+        fallback: usize,
+    },
+}
+
+/// One feature: the column it reads and how it is encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedFeature {
+    /// The column name.
+    pub name: String,
+    /// The encoding.
+    pub encoding: Encoding,
+}
+
+/// The encoding of every feature, in training order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureEncoder {
+    /// The features in training order.
+    pub features: Vec<EncodedFeature>,
+}
+
+/// Summary statistics of a numeric feature over the training rows, ignoring
+/// missing values. Percentiles interpolate linearly between order
+/// statistics, as numpy's default does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericStats {
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// The median.
+    pub median: f64,
+    /// The 1st percentile.
+    pub p1: f64,
+    /// The 99th percentile.
+    pub p99: f64,
+    /// The mean.
+    pub mean: f64,
+    /// The number of missing values.
+    pub missing: usize,
+}
+
+/// Per-feature statistics stored in `Model.info.feature_stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FeatureStats {
+    /// Statistics of a numeric feature.
+    Numeric(NumericStats),
+    /// Row counts per level of a categorical feature.
+    Categorical {
+        /// Training rows per level.
+        level_counts: BTreeMap<String, usize>,
+    },
+}
+
+/// The encoded training features: a dense column-major matrix with one
+/// column per feature, missing values already filled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedMatrix {
+    /// The number of rows.
+    pub rows: usize,
+    /// The number of columns (features).
+    pub cols: usize,
+    /// The values, column after column.
+    pub data: Vec<f64>,
+}
+
+impl EncodedMatrix {
+    /// Returns the values of column `j`.
+    pub fn column(&self, j: usize) -> &[f64] {
+        &self.data[j * self.rows..(j + 1) * self.rows]
+    }
+
+    /// Copies row `i` into `row`, which must have one slot per column.
+    pub fn copy_row(&self, i: usize, row: &mut [f64]) {
+        for (j, slot) in row.iter_mut().enumerate() {
+            *slot = self.data[j * self.rows + i];
+        }
+    }
+}
+
+impl FeatureEncoder {
+    /// Fits the encoding on the training features `x` and target `y`, and
+    /// returns it with the encoded matrix and the per-feature statistics.
+    pub fn fit(
+        x: &Table,
+        y: &[f64],
+    ) -> Result<(FeatureEncoder, EncodedMatrix, Vec<FeatureStats>), ModelError> {
+        if x.columns().is_empty() {
+            return Err(ModelError::NoFeatures);
+        }
+        let mut features = Vec::with_capacity(x.columns().len());
+        let mut stats = Vec::with_capacity(x.columns().len());
+        for column in x.columns() {
+            let (encoding, stat) = match &column.data {
+                ColumnData::Float64(values) => fit_numeric(&column.name, values.iter().copied())?,
+                ColumnData::Int64(values) => fit_numeric(
+                    &column.name,
+                    values.iter().map(|v| v.map_or(f64::NAN, |v| v as f64)),
+                )?,
+                ColumnData::Utf8(values) => fit_categorical(values, y),
+                other => {
+                    return Err(ModelError::UnsupportedColumn {
+                        column: column.name.clone(),
+                        found: other.type_name(),
+                    });
+                }
+            };
+            features.push(EncodedFeature {
+                name: column.name.clone(),
+                encoding,
+            });
+            stats.push(stat);
+        }
+        let encoder = FeatureEncoder { features };
+        let matrix = encoder
+            .encode_table(x)
+            .map_err(|e| ModelError::Training(e.to_string()))?;
+        Ok((encoder, matrix, stats))
+    }
+
+    /// Returns the feature schema that goes into `Model.features`.
+    pub fn feature_specs(&self) -> Vec<FeatureSpec> {
+        self.features
+            .iter()
+            .map(|f| FeatureSpec {
+                name: f.name.clone(),
+                kind: match &f.encoding {
+                    Encoding::Numeric { .. } => FeatureKind::Numeric,
+                    Encoding::Categorical { levels, .. } => FeatureKind::Categorical {
+                        levels: levels.clone(),
+                    },
+                },
+            })
+            .collect()
+    }
+
+    /// Returns the training medians of the numeric features by name.
+    pub fn medians(&self) -> BTreeMap<String, f64> {
+        self.features
+            .iter()
+            .filter_map(|f| match f.encoding {
+                Encoding::Numeric { median } => Some((f.name.clone(), median)),
+                Encoding::Categorical { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Encodes every row of `table` into a column-major matrix.
+    pub fn encode_table(&self, table: &Table) -> Result<EncodedMatrix, PredictError> {
+        let reader = RowEncoder::new(self.clone());
+        let bound = reader.bind(table)?;
+        let rows = table.num_rows();
+        let mut data = Vec::with_capacity(rows * self.features.len());
+        for j in 0..self.features.len() {
+            for i in 0..rows {
+                data.push(bound.value(i, j));
+            }
+        }
+        Ok(EncodedMatrix {
+            rows,
+            cols: self.features.len(),
+            data,
+        })
+    }
+}
+
+fn fit_numeric(
+    name: &str,
+    values: impl Iterator<Item = f64>,
+) -> Result<(Encoding, FeatureStats), ModelError> {
+    let mut present: Vec<f64> = Vec::new();
+    let mut missing = 0;
+    for value in values {
+        if value.is_nan() {
+            missing += 1;
+        } else if value.is_infinite() {
+            return Err(ModelError::InfiniteValue {
+                column: name.to_string(),
+            });
+        } else {
+            present.push(value);
+        }
+    }
+    if present.is_empty() {
+        return Err(ModelError::AllMissing {
+            column: name.to_string(),
+        });
+    }
+    present.sort_unstable_by(f64::total_cmp);
+    let stats = NumericStats {
+        min: present[0],
+        max: present[present.len() - 1],
+        median: quantile(&present, 0.5),
+        p1: quantile(&present, 0.01),
+        p99: quantile(&present, 0.99),
+        mean: present.iter().sum::<f64>() / present.len() as f64,
+        missing,
+    };
+    let encoding = Encoding::Numeric {
+        median: stats.median,
+    };
+    Ok((encoding, FeatureStats::Numeric(stats)))
+}
+
+/// Returns the `q` quantile of sorted, non-empty `values`, interpolating
+/// linearly between the two nearest order statistics.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let position = q * (sorted.len() - 1) as f64;
+    let below = position.floor() as usize;
+    let above = position.ceil() as usize;
+    let fraction = position - below as f64;
+    sorted[below] + (sorted[above] - sorted[below]) * fraction
+}
+
+fn fit_categorical(values: &[Option<String>], y: &[f64]) -> (Encoding, FeatureStats) {
+    // Sum and count of the target per level.
+    let mut per_level: HashMap<&str, (f64, usize)> = HashMap::new();
+    for (value, target) in values.iter().zip(y) {
+        let level = value.as_deref().unwrap_or(UNKNOWN_LEVEL);
+        let entry = per_level.entry(level).or_insert((0.0, 0));
+        entry.0 += target;
+        entry.1 += 1;
+    }
+    let overall = y.iter().sum::<f64>() / y.len().max(1) as f64;
+    let smoothed = |(sum, count): (f64, usize)| {
+        (sum + overall * LEVEL_ORDER_SMOOTHING) / (count as f64 + LEVEL_ORDER_SMOOTHING)
+    };
+
+    // Sort by smoothed mean, then by name so that the order never depends
+    // on hash-map iteration.
+    let mut levels: Vec<(&str, f64, usize)> = per_level
+        .iter()
+        .map(|(level, &acc)| (*level, if std::env::var("XTARGET").is_err() { -(acc.1 as f64) } else { smoothed(acc) }, acc.1))
+        .collect();
+    levels.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+
+    let fallback = levels
+        .iter()
+        .position(|(level, _, _)| *level == UNKNOWN_LEVEL)
+        .or_else(|| {
+            // The most frequent level; the first in order among equals.
+            let max_count = levels.iter().map(|l| l.2).max()?;
+            levels.iter().position(|l| l.2 == max_count)
+        })
+        .unwrap_or(0);
+    let level_counts = levels
+        .iter()
+        .map(|(level, _, count)| (level.to_string(), *count))
+        .collect();
+    let encoding = Encoding::Categorical {
+        levels: levels.iter().map(|l| l.0.to_string()).collect(),
+        fallback,
+    };
+    (encoding, FeatureStats::Categorical { level_counts })
+}
+
+/// The prediction-time form of a [`FeatureEncoder`]: built once when a model
+/// is loaded, with a hash map per categorical feature, so that encoding a row
+/// costs one lookup per categorical feature and no allocation.
+#[derive(Debug, Clone)]
+pub struct RowEncoder {
+    encoder: FeatureEncoder,
+    lookups: Vec<Option<HashMap<String, usize>>>,
+}
+
+/// A column of a table resolved for one feature.
+enum BoundColumn<'t> {
+    Float(&'t [f64]),
+    Int(&'t [Option<i64>]),
+    Text(&'t [Option<String>]),
+}
+
+/// A table whose columns are resolved to the model's features by name.
+pub struct BoundTable<'e, 't> {
+    encoder: &'e RowEncoder,
+    columns: Vec<BoundColumn<'t>>,
+}
+
+impl RowEncoder {
+    /// Prepares `encoder` for prediction.
+    pub fn new(encoder: FeatureEncoder) -> Self {
+        let lookups = encoder
+            .features
+            .iter()
+            .map(|f| match &f.encoding {
+                Encoding::Numeric { .. } => None,
+                Encoding::Categorical { levels, .. } => Some(
+                    levels
+                        .iter()
+                        .enumerate()
+                        .map(|(code, level)| (level.clone(), code))
+                        .collect(),
+                ),
+            })
+            .collect();
+        RowEncoder { encoder, lookups }
+    }
+
+    /// Returns the encoding this was built from.
+    pub fn encoder(&self) -> &FeatureEncoder {
+        &self.encoder
+    }
+
+    /// Returns the number of features.
+    pub fn num_features(&self) -> usize {
+        self.encoder.features.len()
+    }
+
+    /// Resolves the model's features to columns of `table` by name. Extra
+    /// columns are ignored; a missing or wrongly typed one is an error.
+    pub fn bind<'e, 't>(&'e self, table: &'t Table) -> Result<BoundTable<'e, 't>, PredictError> {
+        let mut columns = Vec::with_capacity(self.num_features());
+        for feature in &self.encoder.features {
+            let column = table
+                .column(&feature.name)
+                .ok_or_else(|| PredictError::MissingFeature(feature.name.clone()))?;
+            let bound = match (&feature.encoding, &column.data) {
+                (Encoding::Numeric { .. }, ColumnData::Float64(v)) => BoundColumn::Float(v),
+                (Encoding::Numeric { .. }, ColumnData::Int64(v)) => BoundColumn::Int(v),
+                (Encoding::Categorical { .. }, ColumnData::Utf8(v)) => BoundColumn::Text(v),
+                (encoding, other) => {
+                    return Err(PredictError::FeatureType {
+                        column: feature.name.clone(),
+                        expected: match encoding {
+                            Encoding::Numeric { .. } => "float64 or int64",
+                            Encoding::Categorical { .. } => "utf8",
+                        },
+                        found: other.type_name(),
+                    });
+                }
+            };
+            columns.push(bound);
+        }
+        Ok(BoundTable {
+            encoder: self,
+            columns,
+        })
+    }
+}
+
+impl BoundTable<'_, '_> {
+    /// Returns the encoded value of feature `j` in row `i`.
+    pub fn value(&self, i: usize, j: usize) -> f64 {
+        let feature = &self.encoder.encoder.features[j];
+        match (&self.columns[j], &feature.encoding) {
+            (BoundColumn::Float(v), Encoding::Numeric { median }) => {
+                if v[i].is_nan() {
+                    *median
+                } else {
+                    v[i]
+                }
+            }
+            (BoundColumn::Int(v), Encoding::Numeric { median }) => {
+                v[i].map_or(*median, |value| value as f64)
+            }
+            (BoundColumn::Text(v), Encoding::Categorical { fallback, .. }) => {
+                let lookup = self.encoder.lookups[j]
+                    .as_ref()
+                    .expect("a categorical feature has a lookup");
+                let level = v[i].as_deref().unwrap_or(UNKNOWN_LEVEL);
+                lookup.get(level).copied().unwrap_or(*fallback) as f64
+            }
+            // `bind` pairs numeric encodings with number columns and
+            // categorical encodings with text columns only.
+            _ => unreachable!("column bound with a mismatched encoding"),
+        }
+    }
+
+    /// Encodes row `i` into `row`, which has one slot per feature.
+    pub fn encode_row(&self, i: usize, row: &mut [f64]) {
+        for (j, slot) in row.iter_mut().enumerate() {
+            *slot = self.value(i, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowrun_artifacts::Column;
+
+    fn table(columns: Vec<(&str, ColumnData)>) -> Table {
+        Table::new(
+            columns
+                .into_iter()
+                .map(|(n, d)| Column::new(n, d))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn quantile_interpolates() {
+        let sorted = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&sorted, 0.5), 2.5);
+        assert_eq!(quantile(&sorted, 0.0), 1.0);
+        assert_eq!(quantile(&sorted, 1.0), 4.0);
+        assert!((quantile(&sorted, 0.99) - 3.97).abs() < 1e-12);
+    }
+
+    #[test]
+    fn numeric_missing_becomes_median() {
+        let x = table(vec![(
+            "price",
+            ColumnData::Float64(vec![1.0, f64::NAN, 3.0, 10.0]),
+        )]);
+        let (encoder, matrix, stats) = FeatureEncoder::fit(&x, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!(matrix.column(0), &[1.0, 3.0, 3.0, 10.0]);
+        assert_eq!(encoder.medians()["price"], 3.0);
+        let FeatureStats::Numeric(stats) = &stats[0] else {
+            panic!("expected numeric stats, got {:?}", stats[0]);
+        };
+        assert_eq!(stats.missing, 1);
+        assert_eq!(stats.min, 1.0);
+        assert_eq!(stats.max, 10.0);
+    }
+
+    #[test]
+    fn levels_ordered_by_target() {
+        let levels = ["high", "low", "high", "low", "mid"];
+        let x = table(vec![(
+            "category",
+            ColumnData::Utf8(levels.iter().map(|s| Some(s.to_string())).collect()),
+        )]);
+        let y = [5.0, 1.0, 5.0, 1.0, 3.0];
+        let (encoder, matrix, _) = FeatureEncoder::fit(&x, &y).unwrap();
+        let Encoding::Categorical { levels, .. } = &encoder.features[0].encoding else {
+            panic!("expected a categorical encoding");
+        };
+        assert_eq!(levels, &["low", "mid", "high"]);
+        assert_eq!(matrix.column(0), &[2.0, 0.0, 2.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn unseen_level_uses_unknown() {
+        let x = table(vec![(
+            "state",
+            ColumnData::Utf8(vec![Some("SP".into()), None, Some("RJ".into())]),
+        )]);
+        let (encoder, _, _) = FeatureEncoder::fit(&x, &[4.0, 2.0, 5.0]).unwrap();
+        let rows = RowEncoder::new(encoder.clone());
+        let query = table(vec![(
+            "state",
+            ColumnData::Utf8(vec![Some("XX".into()), Some("unknown".into())]),
+        )]);
+        let bound = rows.bind(&query).unwrap();
+        assert_eq!(bound.value(0, 0), bound.value(1, 0));
+        let Encoding::Categorical { levels, fallback } = &encoder.features[0].encoding else {
+            panic!("expected a categorical encoding");
+        };
+        assert_eq!(levels[*fallback], UNKNOWN_LEVEL);
+    }
+
+    #[test]
+    fn unseen_level_without_unknown_uses_mode() {
+        let x = table(vec![(
+            "payment_type",
+            ColumnData::Utf8(
+                ["card", "card", "boleto"]
+                    .iter()
+                    .map(|s| Some(s.to_string()))
+                    .collect(),
+            ),
+        )]);
+        let (encoder, _, _) = FeatureEncoder::fit(&x, &[4.0, 4.0, 1.0]).unwrap();
+        let Encoding::Categorical { levels, fallback } = &encoder.features[0].encoding else {
+            panic!("expected a categorical encoding");
+        };
+        assert_eq!(levels[*fallback], "card");
+    }
+
+    #[test]
+    fn all_missing_column_rejected() {
+        let x = table(vec![(
+            "weight",
+            ColumnData::Float64(vec![f64::NAN, f64::NAN]),
+        )]);
+        let error = FeatureEncoder::fit(&x, &[1.0, 2.0]).unwrap_err();
+        assert!(error.to_string().contains("`weight`"), "{error}");
+    }
+
+    #[test]
+    fn bool_column_rejected() {
+        let x = table(vec![("flag", ColumnData::Bool(vec![Some(true)]))]);
+        let error = FeatureEncoder::fit(&x, &[1.0]).unwrap_err();
+        assert!(error.to_string().contains("`flag`"), "{error}");
+    }
+}

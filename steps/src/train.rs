@@ -1,0 +1,238 @@
+//! The `train_model` step: fits a model of the chosen family on `x_train`
+//! and the `review_score` column of `y_train`, optionally after a random
+//! search over the family's hyperparameters.
+//!
+//! The step reads its parameters and inputs, reports progress and checks for
+//! cancellation once per tree or iteration, and logs its metrics. The model
+//! families themselves live in [`crate::models`]; this module never fits or
+//! encodes anything itself.
+
+use crate::models::gradient_boosting::BoostingParams;
+use crate::models::linear_regression::LinearParams;
+use crate::models::random_forest::ForestParams;
+use crate::models::{self, Family, Hyperparameters, ModelError, Monitor, tuning};
+use flowrun_artifacts::{Artifact, ArtifactKind, ColumnData, Table};
+use flowrun_engine::{
+    ParamSpec, ParamType, ParamValue, Registry, Step, StepContext, StepError, StepOutputs,
+    StepSignature,
+};
+use std::time::Instant;
+
+/// The predicted column of `y_train`.
+pub const TARGET: &str = "review_score";
+
+/// The order key column of `y_train`, used to split tuning data by order.
+pub const GROUP: &str = "order_id";
+
+/// Registers `train_model`.
+pub fn register(registry: &mut Registry) {
+    registry.register(TrainModel::new(), flowrun_engine::code_fingerprint!());
+}
+
+/// The `train_model` step.
+pub struct TrainModel {
+    signature: StepSignature,
+}
+
+impl Default for TrainModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TrainModel {
+    /// Creates the step with its signature.
+    pub fn new() -> Self {
+        let mut signature = StepSignature::new(
+            "train_model",
+            "fit a review-score model (gradient boosting, random forest or linear regression)",
+        )
+        .input(
+            "x_train",
+            ArtifactKind::Table,
+            "training features: float64 or int64 numeric columns, utf8 categorical columns",
+        )
+        .input(
+            "y_train",
+            ArtifactKind::Table,
+            "training target: float64 `review_score` and utf8 `order_id`",
+        )
+        .output(
+            "model",
+            ArtifactKind::Model,
+            "the fitted model with its feature schema and training statistics",
+        )
+        .output(
+            "tuning",
+            ArtifactKind::Json,
+            "every tuning trial's parameters and validation MSE; empty without tuning",
+        )
+        .param(
+            ParamSpec::optional(
+                "model",
+                ParamType::String,
+                ParamValue::String(Family::GradientBoosting.name().to_string()),
+                "model family",
+            )
+            .with_choices(&Family::names()),
+        )
+        .param(ParamSpec::optional(
+            "seed",
+            ParamType::Int,
+            ParamValue::Int(42),
+            "seed of every random choice in training and tuning",
+        ))
+        .param(ParamSpec::optional(
+            "tuning_trials",
+            ParamType::Int,
+            ParamValue::Int(0),
+            "random-search trials over the family's hyperparameters; 0 trains once with the given ones",
+        ));
+        for spec in BoostingParams::param_specs()
+            .into_iter()
+            .chain(ForestParams::param_specs())
+            .chain(LinearParams::param_specs())
+        {
+            signature = signature.param(spec);
+        }
+        TrainModel { signature }
+    }
+}
+
+/// Moves the step's progress bar and passes on the run's cancellation.
+struct StepMonitor<'c, 'a> {
+    ctx: &'c StepContext<'a>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Monitor for StepMonitor<'_, '_> {
+    fn advance(&self, units: u64) {
+        self.bar.inc(units);
+    }
+
+    fn check(&self) -> Result<(), ModelError> {
+        match self.ctx.check_cancelled() {
+            Ok(()) => Ok(()),
+            Err(StepError::Cancelled(reason)) => Err(ModelError::Cancelled(reason)),
+            Err(StepError::Failed(reason)) => Err(ModelError::Training(reason)),
+        }
+    }
+}
+
+fn hyperparameters(ctx: &StepContext<'_>, family: Family) -> Result<Hyperparameters, StepError> {
+    Ok(match family {
+        Family::LinearRegression => {
+            Hyperparameters::LinearRegression(LinearParams::from_step(ctx)?)
+        }
+        Family::RandomForest => Hyperparameters::RandomForest(ForestParams::from_step(ctx)?),
+        Family::GradientBoosting => {
+            Hyperparameters::GradientBoosting(BoostingParams::from_step(ctx)?)
+        }
+    })
+}
+
+/// Returns the target values of `y_train`.
+pub fn target_column<'t>(y: &'t Table, input: &str) -> Result<&'t [f64], StepError> {
+    match y.column(TARGET).map(|c| &c.data) {
+        Some(ColumnData::Float64(values)) => Ok(values),
+        Some(other) => Err(StepError::failed(format!(
+            "column `{TARGET}` of {input} is {}, expected float64",
+            other.type_name()
+        ))),
+        None => Err(StepError::failed(format!(
+            "{input} has no `{TARGET}` column (it has: {}); connect the {input} output of clean_data",
+            y.column_names().join(", ")
+        ))),
+    }
+}
+
+fn group_column(y: &Table) -> Result<&[Option<String>], StepError> {
+    match y.column(GROUP).map(|c| &c.data) {
+        Some(ColumnData::Utf8(values)) => Ok(values),
+        Some(other) => Err(StepError::failed(format!(
+            "column `{GROUP}` of y_train is {}, expected utf8",
+            other.type_name()
+        ))),
+        None => Err(StepError::failed(format!(
+            "tuning splits by order but y_train has no `{GROUP}` column (it has: {}); \
+             connect the y_train output of clean_data or set tuning_trials to 0",
+            y.column_names().join(", ")
+        ))),
+    }
+}
+
+impl Step for TrainModel {
+    fn signature(&self) -> &StepSignature {
+        &self.signature
+    }
+
+    fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepError> {
+        let started = Instant::now();
+        let family = Family::parse(ctx.param_str("model")?)?;
+        let given = hyperparameters(ctx, family)?;
+        given.validate()?;
+        let seed = ctx.param_i64("seed")? as u64;
+        let trials = usize::try_from(ctx.param_i64("tuning_trials")?).map_err(|_| {
+            StepError::failed("invalid value for `tuning_trials`: expected 0 or more")
+        })?;
+        let x = ctx.input_table("x_train")?;
+        let y_table = ctx.input_table("y_train")?;
+        let y = target_column(y_table, "y_train")?;
+        if x.num_rows() == 0 {
+            return Err(ModelError::NoTrainingRows.into());
+        }
+
+        let units = given.work_units();
+        let monitor = StepMonitor {
+            ctx,
+            bar: ctx.progress_bar(units * (trials as u64 + 1), "training"),
+        };
+
+        let mut chosen = given.clone();
+        let mut tuning_output = serde_json::Value::Array(Vec::new());
+        let mut val_mse = None;
+        if trials > 0 {
+            let groups = group_column(y_table)?;
+            let search = tuning::search(x, y, groups, &given, trials, seed, &monitor)?;
+            for trial in &search.trials {
+                ctx.log_metric(&format!("trial_{}_val_mse", trial.index), trial.val_mse);
+            }
+            let best = search.best_trial();
+            tracing::info!(
+                trials,
+                best = best.index,
+                val_mse = best.val_mse,
+                fit_rows = search.fit_rows,
+                validation_rows = search.validation_rows,
+                "tuning finished"
+            );
+            ctx.log_metric("val_mse", best.val_mse);
+            val_mse = Some(best.val_mse);
+            chosen = best.params.clone();
+            tuning_output = search.to_json();
+        }
+
+        let fit_started = Instant::now();
+        let trained = models::train(x, y, &chosen, seed, &monitor)?;
+        let train_seconds = fit_started.elapsed().as_secs_f64();
+        monitor.bar.finish_and_clear();
+
+        let mut model = trained.to_model(TARGET)?;
+        if let Some(val_mse) = val_mse {
+            model.info["val_mse"] = serde_json::json!(val_mse);
+        }
+        ctx.log_metric("train_rows", x.num_rows() as f64);
+        ctx.log_metric("train_seconds", train_seconds);
+        tracing::info!(
+            model = family.name(),
+            rows = x.num_rows(),
+            features = x.columns().len(),
+            train_seconds,
+            total_seconds = started.elapsed().as_secs_f64(),
+            "model trained"
+        );
+        Ok(StepOutputs::new()
+            .with("model", Artifact::Model(model))
+            .with("tuning", Artifact::Json(tuning_output)))
+    }
+}

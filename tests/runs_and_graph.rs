@@ -1,0 +1,134 @@
+//! Recorded runs (`flowrun runs`, `runs show`, `--json`) and the DAG
+//! printed by `flowrun graph`.
+
+mod common;
+
+use common::Project;
+
+const PIPELINE: &str = "name: rec\nparameters:\n  v: 1.5\nsteps:\n  a:\n    uses: emit\n    params: {value: \"${v}\"}\n  b:\n    uses: scale\n    inputs: {x: a.out}\n    params: {factor: 4}\n";
+
+#[test]
+fn runs_list_and_show() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    assert_eq!(project.run(&["run", "p.yaml"]).code, 0);
+    assert_eq!(project.run(&["run", "p.yaml"]).code, 0);
+
+    let list = project.run(&["runs"]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    assert!(list.stdout.contains("rec"), "{}", list.all());
+    assert!(list.stdout.contains("succeeded"), "{}", list.all());
+
+    let json = project.run(&["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&json.stdout).expect("runs --json");
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+
+    let show = project.run(&["runs", "show", "latest"]);
+    assert_eq!(show.code, 0, "{}", show.all());
+    for text in ["a", "b", "cached", "factor", "value"] {
+        assert!(
+            show.stdout.contains(text),
+            "runs show lists {text}\n{}",
+            show.all()
+        );
+    }
+
+    let detail = project.latest_run();
+    let steps = detail["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert!(steps.iter().all(|s| s["status"] == "cached"), "{detail}");
+    let text = detail.to_string();
+    assert!(text.contains("\"factor\""), "{text}");
+}
+
+#[test]
+fn runs_show_unknown_id_fails() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    assert_eq!(project.run(&["run", "p.yaml"]).code, 0);
+    let out = project.run(&["runs", "show", "no-such-run"]);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("no-such-run"), "{}", out.all());
+}
+
+#[test]
+fn non_finite_metrics_round_trip() {
+    let project = Project::new();
+    // JSON has no NaN, so the value goes no further than the metric.
+    project.write("p.yaml", "name: rec\nparameters:\n  v: 1.5\nsteps:\n  a:\n    uses: emit\n    params: {value: \"${v}\"}\n");
+    for (text, check) in [
+        ("nan", f64::is_nan as fn(f64) -> bool),
+        ("inf", |v: f64| v == f64::INFINITY),
+        ("-inf", |v: f64| v == f64::NEG_INFINITY),
+    ] {
+        let out = project.run(&["run", "p.yaml", "--set", &format!("v={text}")]);
+        assert_eq!(out.code, 0, "{text}: {}", out.all());
+        let detail = project.latest_run();
+        let step = detail["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step_id"] == "a")
+            .unwrap()
+            .clone();
+        let metric = step["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == "value")
+            .unwrap()
+            .clone();
+        let value = match &metric["value"] {
+            serde_json::Value::String(s) => s.parse::<f64>().unwrap(),
+            other => other.as_f64().unwrap(),
+        };
+        assert!(check(value), "{text} came back as {value}");
+    }
+}
+
+#[test]
+fn graph_prints_mermaid_and_dot() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    let mermaid = project.run(&["graph", "p.yaml"]);
+    assert_eq!(mermaid.code, 0, "{}", mermaid.all());
+    assert!(mermaid.stdout.contains("flowchart"), "{}", mermaid.all());
+    assert!(
+        mermaid.stdout.contains("a") && mermaid.stdout.contains("-->"),
+        "{}",
+        mermaid.all()
+    );
+
+    let dot = project.run(&["graph", "p.yaml", "--format", "dot"]);
+    assert_eq!(dot.code, 0, "{}", dot.all());
+    assert!(dot.stdout.contains("digraph"), "{}", dot.all());
+    assert!(dot.stdout.contains("->"), "{}", dot.all());
+    assert!(!project.store().exists(), "graph writes nothing");
+}
+
+#[test]
+fn bare_file_runs_the_pipeline() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    let out = project.run(&["p.yaml", "--set", "v=2"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.status_of("b").as_deref(), Some("ran"), "{}", out.all());
+}
+
+#[test]
+fn store_flag_and_env_choose_the_store() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    let out = project.run(&["--store", "elsewhere", "run", "p.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(project.path().join("elsewhere/runs.db").exists());
+
+    let out = project
+        .command(&["run", "p.yaml"])
+        .env("FLOWRUN_STORE", project.path().join("from-env"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(project.path().join("from-env/runs.db").exists());
+    assert!(!project.store().exists());
+}
