@@ -16,7 +16,7 @@ fn attempt_times(lines: &[String]) -> Vec<u128> {
 fn statuses(project: &Project) -> Vec<(String, String)> {
     let db = project.db();
     let mut statement = db
-        .prepare("SELECT step_id, status FROM step_runs WHERE run_id = (SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY step_id")
+        .prepare("SELECT step_id, status FROM step_runs WHERE run_id = (SELECT id FROM runs ORDER BY seq DESC LIMIT 1) ORDER BY step_id")
         .unwrap();
     statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))

@@ -12,6 +12,7 @@
 //! | code fingerprint | computed at build time by `flowrun-build` from the step's module, the crate modules it uses and the crate's dependency versions, so editing one step re-runs only that step and its dependents |
 //! | resolved parameters | every declared parameter after defaults, `${...}` references and `--set` overrides, sorted by name, each with a type tag; a float is hashed by its bit pattern, so `5e-4` and `0.0005` are one value |
 //! | input artifact hashes | the content hash of each connected input, sorted by input name; an upstream step that re-ran but produced the same bytes leaves the key unchanged |
+//! | contents of declared data paths | for each path parameter declared with `hash_contents`, a fingerprint of the file or folder it names (see [`crate::contents`]), sorted by parameter name, so changed data files re-run the step |
 //!
 //! Left out on purpose:
 //!
@@ -24,10 +25,10 @@
 //! | `retries`, `retry_delay`, `timeout`, `after:` | they change how a step is run, not what it computes |
 //! | the producer step of an input | only the content matters: the same table from another step is the same input |
 //!
-//! NOTE: the key is only as honest as the step. A step that reads a file
-//! named by a parameter is keyed on the path, not on the file's content,
-//! unless it hashes the content itself; a step that reads the clock or an
-//! unseeded random generator gives results the key does not describe.
+//! NOTE: the key is only as honest as the step's signature. A step that
+//! reads a file through a path parameter without `hash_contents` is keyed on
+//! the path alone, and a step that reads the clock or an unseeded random
+//! generator gives results the key does not describe.
 
 use crate::param::ParamValue;
 use flowrun_artifacts::ContentHash;
@@ -83,6 +84,10 @@ pub struct KeyDetail {
     pub params: BTreeMap<String, ParamValue>,
     /// Inputs by input name.
     pub inputs: BTreeMap<String, InputDetail>,
+    /// Fingerprints of the data at `hash_contents` path parameters, by
+    /// parameter name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 impl KeyDetail {
@@ -104,6 +109,17 @@ impl KeyDetail {
         for (name, input) in &self.inputs {
             write_str(&mut hasher, name);
             write_str(&mut hasher, input.hash.as_str());
+        }
+
+        // Written only when present, so keys of steps without data paths
+        // keep the encoding pinned in the tests below.
+        if !self.files.is_empty() {
+            hasher.update(b"files");
+            hasher.update(&(self.files.len() as u64).to_le_bytes());
+            for (name, fingerprint) in &self.files {
+                write_str(&mut hasher, name);
+                write_str(&mut hasher, fingerprint);
+            }
         }
         CacheKey(hasher.finalize().to_hex().to_string())
     }
@@ -183,6 +199,13 @@ pub enum MissReason {
         /// The producing output, as `step.output`.
         from: String,
     },
+    /// The data at a `hash_contents` path parameter changed.
+    ContentsChanged {
+        /// The parameter.
+        name: String,
+        /// The path it names.
+        path: String,
+    },
     /// The step's code fingerprint changed.
     CodeChanged {
         /// The registered step name.
@@ -225,6 +248,9 @@ impl fmt::Display for MissReason {
                 write!(f, "parameter {name} was added or removed")
             }
             MissReason::InputChanged { from, .. } => write!(f, "input {from} changed"),
+            MissReason::ContentsChanged { name, path } => {
+                write!(f, "contents of {name} ({path}) changed")
+            }
             MissReason::CodeChanged { step } => write!(f, "code of {step} changed"),
             MissReason::StepChanged { from, to } => {
                 write!(f, "the step now uses `{to}` instead of `{from}`")
@@ -285,6 +311,18 @@ pub fn explain(previous: &KeyDetail, current: &KeyDetail) -> Vec<MissReason> {
         }
     }
 
+    for (name, fingerprint) in &current.files {
+        // A changed path already shows as a parameter change.
+        let path_changed = previous.params.get(name) != current.params.get(name);
+        if previous.files.get(name) != Some(fingerprint) && !path_changed {
+            let path = current.params.get(name).map_or(String::new(), ToString::to_string);
+            reasons.push(MissReason::ContentsChanged {
+                name: name.clone(),
+                path: path.trim_matches('"').to_string(),
+            });
+        }
+    }
+
     for (name, input) in &current.inputs {
         let changed = previous
             .inputs
@@ -342,6 +380,7 @@ mod tests {
                     hash: hash('a'),
                 },
             )]),
+            files: BTreeMap::new(),
         }
     }
 
@@ -394,6 +433,17 @@ mod tests {
             text,
             "code of train_model changed; input clean_data.x_train changed"
         );
+    }
+
+    #[test]
+    fn explain_names_changed_contents() {
+        let mut before = detail();
+        before.params.insert("data_dir".into(), ParamValue::String("data".into()));
+        before.files.insert("data_dir".into(), "f1".into());
+        let mut after = before.clone();
+        after.files.insert("data_dir".into(), "f2".into());
+        assert_ne!(before.key(), after.key());
+        assert_eq!(describe(&explain(&before, &after)), "contents of data_dir (data) changed");
     }
 
     #[test]

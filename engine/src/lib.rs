@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod contents;
 pub mod executor;
 pub mod graph;
 pub mod key;

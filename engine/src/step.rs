@@ -32,6 +32,9 @@ pub struct ParamSpec {
     pub choices: Option<Vec<String>>,
     /// A one-line description shown by `flowrun steps`.
     pub doc: String,
+    /// For path parameters: the contents of the file or folder enter the
+    /// step's cache key, so that changed data re-runs the step.
+    pub hash_contents: bool,
 }
 
 impl ParamSpec {
@@ -43,6 +46,7 @@ impl ParamSpec {
             default: None,
             choices: None,
             doc: doc.to_string(),
+            hash_contents: false,
         }
     }
 
@@ -52,6 +56,13 @@ impl ParamSpec {
             default: Some(default),
             ..ParamSpec::required(name, ty, doc)
         }
+    }
+
+    /// Makes the contents of the file or folder named by this path
+    /// parameter part of the step's cache key (see `engine::key`).
+    pub fn hash_contents(mut self) -> Self {
+        self.hash_contents = true;
+        self
     }
 
     /// Restricts a string parameter to a fixed set of values.
@@ -441,6 +452,12 @@ impl<'a> StepContext<'a> {
             .lock()
             .expect("metric log poisoned")
             .push((name.to_string(), value));
+    }
+
+    /// Returns the metrics logged so far, in logging order, so that a test
+    /// running a step with a standalone context can check them.
+    pub fn logged_metrics(&self) -> Vec<(String, f64)> {
+        self.metrics.lock().expect("metric log poisoned").clone()
     }
 
     /// Records a text tag of this step, such as a deployment decision and its

@@ -10,6 +10,35 @@ use serde_json::json;
 pub(crate) fn register(registry: &mut Registry) {
     registry.register(MakeTable::new(), flowrun_engine::code_fingerprint!());
     registry.register(SumColumn::new(), flowrun_engine::code_fingerprint!());
+    registry.register(CountLines::new(), flowrun_engine::code_fingerprint!());
+}
+
+/// Counts the lines of a text file; the file's contents enter the cache key.
+struct CountLines(StepSignature);
+
+impl CountLines {
+    fn new() -> Self {
+        CountLines(StepSignature::new("count_lines", "count the lines of a text file")
+            .param(ParamSpec::required("path", ParamType::Path, "the file to read").hash_contents())
+            .param(crate::trace_param())
+            .output("count", ArtifactKind::Json, "{\"value\": number of lines}"))
+    }
+}
+
+impl Step for CountLines {
+    fn signature(&self) -> &StepSignature {
+        &self.0
+    }
+
+    fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepError> {
+        crate::trace(ctx.param_str("trace")?, ctx.step_id())?;
+        let path = ctx.param_str("path")?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StepError::failed(format!("failed to read {path}: {e}")))?;
+        let lines = text.lines().count();
+        ctx.log_metric("lines", lines as f64);
+        Ok(StepOutputs::new().with("count", Artifact::Json(json!({"value": lines}))))
+    }
 }
 
 /// Generates a table with `rows` rows: `x` = 0, 1, 2, ... times `scale`,

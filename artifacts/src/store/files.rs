@@ -1,8 +1,15 @@
 //! Crash-safe file writes for the local store.
 //!
-//! Every file is first written in full to a new file in `tmp/`, fsynced,
-//! and only then given its final name, so that a reader never sees a
-//! half-written file under `artifacts/` or `cache/`. A temporary file is
+//! Every file is first written in full to a new file in `tmp/` and only
+//! then given its final name, so that a reader never sees a half-written
+//! file under `artifacts/` or `cache/`, even after `kill -9`.
+//!
+//! Files are not fsynced: an fsync costs milliseconds per file, which
+//! dominated the time of pipelines with many small steps. A power loss can
+//! still leave a file with the right name but lost contents; readers catch
+//! that, because a cache hit checks each artifact's size, every read checks
+//! its digest, and a malformed cache entry is dropped, so the step is
+//! recomputed rather than a damaged result used. A temporary file is
 //! named `<pid>-<sequence>.tmp`, which lets [`remove_stale_tmp_files`]
 //! tell the leftovers of a crashed process from the files of a live one.
 //!
@@ -10,7 +17,7 @@
 //! up; the store passes the destination.
 
 use crate::ArtifactError;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +46,7 @@ pub(super) fn io_error(
     }
 }
 
-/// Writes `bytes` to a new file in `tmp_dir`, fsyncs it and returns its path.
+/// Writes `bytes` to a new file in `tmp_dir` and returns its path.
 pub(super) fn write_tmp(tmp_dir: &Path, bytes: &[u8]) -> Result<PathBuf, ArtifactError> {
     let pid = std::process::id();
     loop {
@@ -56,7 +63,6 @@ pub(super) fn write_tmp(tmp_dir: &Path, bytes: &[u8]) -> Result<PathBuf, Artifac
 
         let written = file
             .write_all(bytes)
-            .and_then(|()| file.sync_all())
             .map_err(io_error("failed to write", &path));
         if let Err(error) = written {
             let _ = std::fs::remove_file(&path);
@@ -75,7 +81,6 @@ pub(super) fn publish_replacing(tmp: &Path, destination: &Path) -> Result<(), Ar
             destination,
         )(error));
     }
-    sync_parent(destination);
     Ok(())
 }
 
@@ -108,21 +113,7 @@ pub(super) fn publish_new(tmp: &Path, destination: &Path) -> Result<Published, A
     // After a link or a failure the temporary name is still there; after a
     // rename it is gone and removing it is a no-op.
     let _ = std::fs::remove_file(tmp);
-    if outcome.as_ref().is_ok_and(|o| *o == Published::Created) {
-        sync_parent(destination);
-    }
     outcome
-}
-
-/// Fsyncs the folder holding `path`, so that a new name survives a power
-/// loss. Errors are ignored: some file systems cannot sync a folder, and the
-/// file's own contents were already synced.
-fn sync_parent(path: &Path) {
-    if let Some(parent) = path.parent()
-        && let Ok(folder) = File::open(parent)
-    {
-        let _ = folder.sync_all();
-    }
 }
 
 /// Deletes the temporary files of processes that are no longer running and

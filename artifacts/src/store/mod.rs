@@ -15,7 +15,7 @@
 //! # Guarantees
 //!
 //! - A half-written file is never visible under `artifacts/` or `cache/`:
-//!   every file is written to `tmp/`, fsynced, then renamed or linked into
+//!   every file is written to `tmp/`, then renamed or linked into
 //!   place. [`LocalStore::open`] deletes what crashed processes left in
 //!   `tmp/`.
 //! - An artifact file is never replaced while it is valid, so an

@@ -95,7 +95,7 @@ impl Executor<'_> {
         let cacheable = registered.signature().cacheable;
         let lookup = cacheable && step.cache && (!no_cache || !node.selected);
 
-        let Some(detail) = plan_detail(node, &registered.fingerprint.0, known) else {
+        let Some(detail) = plan_detail(node, registered, known) else {
             // An input comes from a step that would run.
             let (name, input) = step
                 .inputs
@@ -159,7 +159,7 @@ impl Executor<'_> {
         known: &HashMap<&str, BTreeMap<String, ContentHash>>,
     ) -> Result<Option<BTreeMap<String, ContentHash>>, ExecError> {
         let registered = self.registry.get(&node.step.uses).expect("validated");
-        let Some(detail) = plan_detail(node, &registered.fingerprint.0, known) else {
+        let Some(detail) = plan_detail(node, registered, known) else {
             return Ok(None);
         };
         let entry = self.artifacts.get_entry(detail.key().as_str())?;
@@ -175,10 +175,11 @@ impl Executor<'_> {
 /// Builds a step's key detail when every input's hash is known.
 fn plan_detail(
     node: &Node<'_>,
-    fingerprint: &str,
+    registered: &crate::registry::RegisteredStep,
     known: &HashMap<&str, BTreeMap<String, ContentHash>>,
 ) -> Option<KeyDetail> {
     let step = node.step;
+    let fingerprint = &registered.fingerprint.0;
     let mut inputs = BTreeMap::new();
     for (name, input) in &step.inputs {
         let hash = known.get(input.step.as_str())?.get(&input.output)?;
@@ -195,5 +196,6 @@ fn plan_detail(
         fingerprint: fingerprint.to_string(),
         params: step.params.clone(),
         inputs,
+        files: crate::contents::for_params(registered.signature(), &step.params),
     })
 }

@@ -59,6 +59,7 @@ fn process_inner(shared: &Shared<'_>, i: usize, started: Instant) -> Result<Step
     let signature = registered.signature();
 
     let mut detail = key_detail(shared, step, &registered.fingerprint.0)?;
+    detail.files = crate::contents::for_params(signature, &step.params);
     let mut cache_key = detail.key();
     // Steps outside --from/--only always come from cache, even with --no-cache.
     let lookup = signature.cacheable && step.cache && (!shared.options.no_cache || !node.selected);
@@ -237,6 +238,7 @@ fn key_detail(
         fingerprint: fingerprint.to_string(),
         params: step.params.clone(),
         inputs,
+        files: BTreeMap::new(),
     })
 }
 

@@ -35,6 +35,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+pub use models::{ModelVersionInfo, NewModelVersion};
 pub use types::{
     ArtifactRecord, InputRecord, Metric, ModelVersion, NewRun, NewStepRun, OutputRecord,
     PreviousStep, RunDetail, RunStatus, RunSummary, Stage, StageTransition, StepFinish,

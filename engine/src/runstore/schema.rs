@@ -23,7 +23,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// each value keeps its SQLite type (INTEGER, REAL or TEXT). Metrics keep
 /// finite values in a REAL column and NaN or infinities as text, because
 /// SQLite stores a NaN REAL as NULL.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE pipelines (
     name        TEXT PRIMARY KEY,
     first_seen  TEXT NOT NULL
@@ -154,7 +155,19 @@ CREATE TABLE stage_transitions (
     FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
 );
 CREATE INDEX stage_transitions_by_model ON stage_transitions (model, version);
-"#];
+"#,
+    // Version 2: what a scoring server needs to read a model version's
+    // artifact (the file's size and blake3 digest, which the artifact store
+    // checks before decoding), the model flavor, and the run's parameters.
+    // Versions registered under version 1 keep NULL here and cannot be
+    // served.
+    r#"
+ALTER TABLE model_versions ADD COLUMN artifact_size INTEGER CHECK (artifact_size >= 0);
+ALTER TABLE model_versions ADD COLUMN artifact_digest TEXT;
+ALTER TABLE model_versions ADD COLUMN flavor TEXT;
+ALTER TABLE model_versions ADD COLUMN params TEXT;
+"#,
+];
 
 /// Returns the schema version this build of flowrun writes.
 pub(super) fn current_version() -> i64 {

@@ -109,11 +109,16 @@ impl IngestData {
             "ingest_data",
             "Read the Olist Kaggle CSV files (plain or gzip) and join them into one orders table",
         )
-        .param(ParamSpec::required(
-            "data_dir",
-            ParamType::Path,
-            "folder of the Kaggle CSV files, each name.csv or name.csv.gz",
-        ))
+        // The files' contents enter the cache key, so edited data re-runs
+        // the pipeline even though the folder name is the same.
+        .param(
+            ParamSpec::required(
+                "data_dir",
+                ParamType::Path,
+                "folder of the Kaggle CSV files, each name.csv or name.csv.gz",
+            )
+            .hash_contents(),
+        )
         .param(
             ParamSpec::optional(
                 "encoding",
