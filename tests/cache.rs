@@ -436,14 +436,34 @@ fn changed_data_file_reruns_reader() {
         "name: data\nsteps:\n  count:\n    uses: count_lines\n    params: {path: data.txt, trace: t}\n",
     );
     assert_eq!(project.run(&["run", "p.yaml"]).code, 0);
-    assert_eq!(project.run(&["run", "p.yaml"]).status_of("count").as_deref(), Some("cached"));
+    assert_eq!(
+        project
+            .run(&["run", "p.yaml"])
+            .status_of("count")
+            .as_deref(),
+        Some("cached")
+    );
 
     project.write("data.txt", "a\nb\nc\n");
     let plan = project.run(&["plan", "p.yaml"]);
-    assert!(plan.stdout.contains("contents of path (data.txt) changed"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("contents of path (data.txt) changed"),
+        "{}",
+        plan.all()
+    );
     let out = project.run(&["run", "p.yaml"]);
-    assert_eq!(out.status_of("count").as_deref(), Some("ran"), "{}", out.all());
-    assert!(out.line_of("count").contains("contents of path (data.txt) changed"), "{}", out.all());
+    assert_eq!(
+        out.status_of("count").as_deref(),
+        Some("ran"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.line_of("count")
+            .contains("contents of path (data.txt) changed"),
+        "{}",
+        out.all()
+    );
     assert_eq!(metric(&project, "count", "lines"), 3.0);
     assert_eq!(project.trace("t"), vec!["count", "count"]);
 }

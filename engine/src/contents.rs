@@ -99,7 +99,11 @@ fn file_hash(path: &Path) -> String {
         modified: metadata.modified().ok(),
         inode: inode(&metadata),
     };
-    if let Some(hash) = memo().lock().expect("fingerprint memo poisoned").get(&stamp) {
+    if let Some(hash) = memo()
+        .lock()
+        .expect("fingerprint memo poisoned")
+        .get(&stamp)
+    {
         return hash.clone();
     }
 

@@ -315,7 +315,10 @@ pub fn explain(previous: &KeyDetail, current: &KeyDetail) -> Vec<MissReason> {
         // A changed path already shows as a parameter change.
         let path_changed = previous.params.get(name) != current.params.get(name);
         if previous.files.get(name) != Some(fingerprint) && !path_changed {
-            let path = current.params.get(name).map_or(String::new(), ToString::to_string);
+            let path = current
+                .params
+                .get(name)
+                .map_or(String::new(), ToString::to_string);
             reasons.push(MissReason::ContentsChanged {
                 name: name.clone(),
                 path: path.trim_matches('"').to_string(),
@@ -438,12 +441,17 @@ mod tests {
     #[test]
     fn explain_names_changed_contents() {
         let mut before = detail();
-        before.params.insert("data_dir".into(), ParamValue::String("data".into()));
+        before
+            .params
+            .insert("data_dir".into(), ParamValue::String("data".into()));
         before.files.insert("data_dir".into(), "f1".into());
         let mut after = before.clone();
         after.files.insert("data_dir".into(), "f2".into());
         assert_ne!(before.key(), after.key());
-        assert_eq!(describe(&explain(&before, &after)), "contents of data_dir (data) changed");
+        assert_eq!(
+            describe(&explain(&before, &after)),
+            "contents of data_dir (data) changed"
+        );
     }
 
     #[test]

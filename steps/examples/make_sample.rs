@@ -102,7 +102,9 @@ fn main() -> Result<()> {
         Ok(true)
     })?;
 
-    println!("selected {orders_kept} orders (FNV-1a 64 of order_id mod {HASH_MODULUS} < {KEEP_BELOW})");
+    println!(
+        "selected {orders_kept} orders (FNV-1a 64 of order_id mod {HASH_MODULUS} < {KEEP_BELOW})"
+    );
     Ok(())
 }
 

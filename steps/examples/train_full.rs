@@ -15,11 +15,13 @@
 //! The data is the Brazilian E-Commerce Public Dataset by Olist, licensed
 //! CC BY-NC-SA 4.0.
 
-use flowrun_artifacts::Artifact;
+use flowrun_artifacts::{Artifact, Model, Table};
 use flowrun_engine::{CancelToken, ParamValue, Step, StepContext, StepSignature};
 use flowrun_steps::clean::{CleanOptions, FeatureSet, SplitKind, clean};
 use flowrun_steps::evaluate::Evaluation;
 use flowrun_steps::ingest::ingest;
+use flowrun_steps::models::load_predictor;
+use flowrun_steps::models::tuning::take_rows;
 use flowrun_steps::train::TrainModel;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,11 +81,34 @@ fn run_step(
     Ok(step.run(&ctx)?.artifacts)
 }
 
+/// Returns the mean time of predicting one-row tables with the model's
+/// predictor, as the server does per request, over the first 20,000 test
+/// rows (repeated when there are fewer).
+fn single_row_micros(model: &Model, x_test: &Table) -> Result<f64, Failure> {
+    let predictor = load_predictor(model)?;
+    let rows: Vec<Table> = (0..x_test.num_rows().min(1000))
+        .map(|i| take_rows(x_test, &[i]))
+        .collect();
+    if rows.is_empty() {
+        return Ok(f64::NAN);
+    }
+    let requests = 20_000;
+    let started = Instant::now();
+    let mut checksum = 0.0;
+    for i in 0..requests {
+        checksum += predictor.predict(&rows[i % rows.len()])?[0];
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(checksum.is_finite(), "a prediction is not finite");
+    Ok(elapsed * 1e6 / requests as f64)
+}
+
 fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, feature_set, split, model, overrides @ ..] = args.as_slice() else {
-        return Err("usage: train_full <data dir> <feature set> <split> <model> [name=value ...]"
-            .into());
+        return Err(
+            "usage: train_full <data dir> <feature set> <split> <model> [name=value ...]".into(),
+        );
     };
 
     let started = Instant::now();
@@ -108,13 +133,18 @@ fn main() -> Result<(), Failure> {
     let train_params = params(trainer.signature(), &overrides)?;
     let y_train = Arc::new(Artifact::Table(cleaned.y_train));
     let inputs = BTreeMap::from([
-        ("x_train".to_string(), Arc::new(Artifact::Table(cleaned.x_train))),
+        (
+            "x_train".to_string(),
+            Arc::new(Artifact::Table(cleaned.x_train)),
+        ),
         ("y_train".to_string(), y_train.clone()),
     ]);
     let mut trained = run_step(&trainer, &train_params, inputs)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let train_cpu_seconds = cpu_seconds() - cpu_before_train;
-    let model_artifact = trained.remove("model").ok_or("train_model returned no model")?;
+    let model_artifact = trained
+        .remove("model")
+        .ok_or("train_model returned no model")?;
     if let Some(Artifact::Json(tuning)) = trained.get("tuning")
         && tuning.as_array().is_some_and(|t| !t.is_empty())
     {
@@ -124,11 +154,20 @@ fn main() -> Result<(), Failure> {
         println!("payload: {} bytes", m.payload.len());
     }
 
+    let x_test = cleaned.x_test;
+    if let Artifact::Model(model) = &model_artifact {
+        let per_row = single_row_micros(model, &x_test)?;
+        println!("single-row predict: {per_row:.2} us per request (one thread)");
+    }
+
     let started = Instant::now();
     let inputs = BTreeMap::from([
         ("model".to_string(), Arc::new(model_artifact)),
-        ("x_test".to_string(), Arc::new(Artifact::Table(cleaned.x_test))),
-        ("y_test".to_string(), Arc::new(Artifact::Table(cleaned.y_test))),
+        ("x_test".to_string(), Arc::new(Artifact::Table(x_test))),
+        (
+            "y_test".to_string(),
+            Arc::new(Artifact::Table(cleaned.y_test)),
+        ),
         ("y_train".to_string(), y_train),
     ]);
     let evaluated = run_step(&Evaluation::new(), &BTreeMap::new(), inputs)?;

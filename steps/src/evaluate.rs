@@ -6,9 +6,10 @@
 //! the reported error is the error of the model as it will be served. It
 //! never refits or changes the model.
 
-use crate::models;
+use crate::models::DecodedModel;
 use crate::train::target_column;
 use flowrun_artifacts::{Artifact, ArtifactKind, Column, ColumnData, Table};
+use flowrun_engine::predict::Predictor;
 use flowrun_engine::{Registry, Step, StepContext, StepError, StepOutputs, StepSignature};
 use serde::Serialize;
 
@@ -141,8 +142,8 @@ impl Step for Evaluation {
         }
         if y_test.is_empty() {
             return Err(StepError::failed(
-                "no test rows: x_test is empty, so the model cannot be scored; lower test_size \
-                 in clean_data only if the data has enough orders for both parts",
+                "no test rows: x_test is empty, so the model cannot be scored; give clean_data a \
+                 test_size above 0 and data with enough orders for both parts",
             ));
         }
         if y_train.is_empty() {
@@ -157,8 +158,8 @@ impl Step for Evaluation {
                 model.flavor
             ))
         };
-        let predictor = models::load_predictor(model).map_err(invalid)?;
-        let predicted = predictor.predict(x_test).map_err(invalid)?;
+        let decoded = DecodedModel::decode(model).map_err(invalid)?;
+        let predicted = decoded.predict(x_test).map_err(invalid)?;
         let train_mean = y_train.iter().sum::<f64>() / y_train.len() as f64;
         let metrics = RegressionMetrics::compute(y_test, &predicted, train_mean);
 
@@ -177,7 +178,7 @@ impl Step for Evaluation {
             "model evaluated"
         );
 
-        let importance = models::feature_importance(model).map_err(invalid)?;
+        let importance = decoded.feature_importance();
         let mut json = serde_json::to_value(&metrics).expect("metrics serialize to JSON");
         json["model"] = serde_json::Value::String(model.flavor.clone());
         Ok(StepOutputs::new()

@@ -86,7 +86,7 @@ impl TrainModel {
             "tuning_trials",
             ParamType::Int,
             ParamValue::Int(0),
-            "random-search trials over the family's hyperparameters; 0 trains once with the given ones",
+            "random-search trials over the family's hyperparameters; 0 trains once with the parameters as set",
         ));
         for spec in BoostingParams::param_specs()
             .into_iter()
@@ -116,6 +116,14 @@ impl Monitor for StepMonitor<'_, '_> {
             Err(StepError::Cancelled(reason)) => Err(ModelError::Cancelled(reason)),
             Err(StepError::Failed(reason)) => Err(ModelError::Training(reason)),
         }
+    }
+}
+
+impl Drop for StepMonitor<'_, '_> {
+    // Clears the bar however the step ends, so that a failed or cancelled
+    // training leaves no stale bar under the run's output.
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
     }
 }
 
@@ -169,8 +177,8 @@ impl Step for TrainModel {
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepError> {
         let started = Instant::now();
         let family = Family::parse(ctx.param_str("model")?)?;
-        let given = hyperparameters(ctx, family)?;
-        given.validate()?;
+        let requested = hyperparameters(ctx, family)?;
+        requested.validate()?;
         let seed = ctx.param_i64("seed")? as u64;
         let trials = usize::try_from(ctx.param_i64("tuning_trials")?).map_err(|_| {
             StepError::failed("invalid value for `tuning_trials`: expected 0 or more")
@@ -182,18 +190,18 @@ impl Step for TrainModel {
             return Err(ModelError::NoTrainingRows.into());
         }
 
-        let units = given.work_units();
+        let units = requested.work_units();
         let monitor = StepMonitor {
             ctx,
             bar: ctx.progress_bar(units * (trials as u64 + 1), "training"),
         };
 
-        let mut chosen = given.clone();
+        let mut chosen = requested.clone();
         let mut tuning_output = serde_json::Value::Array(Vec::new());
         let mut val_mse = None;
         if trials > 0 {
             let groups = group_column(y_table)?;
-            let search = tuning::search(x, y, groups, &given, trials, seed, &monitor)?;
+            let search = tuning::search(x, y, groups, &requested, trials, seed, &monitor)?;
             for trial in &search.trials {
                 ctx.log_metric(&format!("trial_{}_val_mse", trial.index), trial.val_mse);
             }
@@ -215,7 +223,7 @@ impl Step for TrainModel {
         let fit_started = Instant::now();
         let trained = models::train(x, y, &chosen, seed, &monitor)?;
         let train_seconds = fit_started.elapsed().as_secs_f64();
-        monitor.bar.finish_and_clear();
+        drop(monitor);
 
         let mut model = trained.to_model(TARGET)?;
         if let Some(val_mse) = val_mse {

@@ -18,10 +18,15 @@ struct CountLines(StepSignature);
 
 impl CountLines {
     fn new() -> Self {
-        CountLines(StepSignature::new("count_lines", "count the lines of a text file")
-            .param(ParamSpec::required("path", ParamType::Path, "the file to read").hash_contents())
-            .param(crate::trace_param())
-            .output("count", ArtifactKind::Json, "{\"value\": number of lines}"))
+        CountLines(
+            StepSignature::new("count_lines", "count the lines of a text file")
+                .param(
+                    ParamSpec::required("path", ParamType::Path, "the file to read")
+                        .hash_contents(),
+                )
+                .param(crate::trace_param())
+                .output("count", ArtifactKind::Json, "{\"value\": number of lines}"),
+        )
     }
 }
 

@@ -16,8 +16,8 @@
 use super::error::CleanError;
 use crate::ingest::timestamp::civil_date;
 use flowrun_artifacts::{ColumnData, Table};
+use foldhash::{HashMap, HashSet};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 /// A named set of feature columns that `clean_data` produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +315,7 @@ fn distinct_per_order<K: Eq + std::hash::Hash>(
         .zip(keys)
         .filter_map(|(order, key)| Some((order.as_deref()?, key)))
         .collect();
-    let mut counts: HashMap<&str, u32> = HashMap::new();
+    let mut counts: HashMap<&str, u32> = HashMap::default();
     for (order, _) in distinct {
         *counts.entry(order).or_default() += 1;
     }

@@ -377,7 +377,7 @@ fn log_metrics(ctx: &StepContext<'_>, cleaned: &Cleaned) {
         let ids = y
             .utf8_column("order_id")
             .expect("y tables have an order_id column");
-        ids.iter().collect::<std::collections::HashSet<_>>().len() as f64
+        ids.iter().collect::<foldhash::HashSet<_>>().len() as f64
     };
     ctx.log_metric("rows_train", cleaned.x_train.num_rows() as f64);
     ctx.log_metric("rows_test", cleaned.x_test.num_rows() as f64);

@@ -18,10 +18,10 @@
 //! This module never looks at feature values.
 
 use super::error::CleanError;
+use foldhash::HashMap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use std::collections::HashMap;
 
 /// The rule that assigns rows to the training and test parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub(crate) fn split_rows(
 /// Numbers the orders of `rows` in order of first appearance and returns
 /// each row's number. A row without an order id is an order of its own.
 fn group_rows(rows: &[usize], order_ids: &[Option<String>]) -> Vec<usize> {
-    let mut groups: HashMap<&str, usize> = HashMap::new();
+    let mut groups: HashMap<&str, usize> = HashMap::default();
     let mut next = 0;
     rows.iter()
         .map(|&row| {

@@ -340,34 +340,38 @@ impl FieldAt<'_> {
     /// Parses a number. An empty field and `NaN` are missing. Infinities
     /// are rejected because no Olist quantity can be infinite.
     fn parse_number(&self, field: &[u8]) -> Result<f64, IngestError> {
-        let text = String::from_utf8_lossy(field);
-        let text = text.trim();
+        let invalid = |text: &str| IngestError::InvalidNumber {
+            path: self.path.to_path_buf(),
+            line: line_of(self.path, self.start),
+            column: self.column.to_string(),
+            value: excerpt(text),
+        };
+        let text = std::str::from_utf8(field)
+            .map_err(|_| invalid(&String::from_utf8_lossy(field)))?
+            .trim();
         if text.is_empty() {
             return Ok(f64::NAN);
         }
         match text.parse::<f64>() {
             Ok(value) if !value.is_infinite() => Ok(value),
-            _ => Err(IngestError::InvalidNumber {
-                path: self.path.to_path_buf(),
-                line: line_of(self.path, self.start),
-                column: self.column.to_string(),
-                value: excerpt(text),
-            }),
+            _ => Err(invalid(text)),
         }
     }
 
     fn parse_timestamp(&self, field: &[u8]) -> Result<f64, IngestError> {
-        let text = String::from_utf8_lossy(field);
-        let text = text.trim();
-        if text.is_empty() {
-            return Ok(f64::NAN);
-        }
-        parse_timestamp(text).ok_or_else(|| IngestError::InvalidTimestamp {
+        let invalid = |text: &str| IngestError::InvalidTimestamp {
             path: self.path.to_path_buf(),
             line: line_of(self.path, self.start),
             column: self.column.to_string(),
             value: excerpt(text),
-        })
+        };
+        let text = std::str::from_utf8(field)
+            .map_err(|_| invalid(&String::from_utf8_lossy(field)))?
+            .trim();
+        if text.is_empty() {
+            return Ok(f64::NAN);
+        }
+        parse_timestamp(text).ok_or_else(|| invalid(text))
     }
 }
 
@@ -550,6 +554,36 @@ mod tests {
         assert_eq!(
             text_values(&table, "review_id"),
             vec![Some("r1".to_string())]
+        );
+    }
+
+    #[test]
+    fn number_spellings() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "reviews.csv",
+            b"review_id,review_score,review_comment_message,review_creation_date\n\
+              r1, 4 ,,\n\
+              r2,NaN,,\n\
+              r3,-1.5e1,,\n",
+        );
+        let table = read_table(dir.path(), &REVIEWS, TextEncoding::Utf8).unwrap();
+        let scores = floats(&table, "review_score");
+        assert_eq!(scores[0], 4.0);
+        assert!(scores[1].is_nan());
+        assert_eq!(scores[2], -15.0);
+
+        write(
+            dir.path(),
+            "reviews.csv",
+            b"review_id,review_score,review_comment_message,review_creation_date\n\
+              r1,inf,,\n",
+        );
+        let error = read_table(dir.path(), &REVIEWS, TextEncoding::Utf8).unwrap_err();
+        assert!(
+            matches!(error, IngestError::InvalidNumber { line: 2, .. }),
+            "{error}"
         );
     }
 

@@ -5,8 +5,8 @@
 //! Every family shares one path:
 //!
 //! 1. [`encoding::FeatureEncoder::fit`] turns the training table into a dense
-//!    numeric matrix (medians for missing numbers, target-ordered codes for
-//!    string levels) and records the per-feature statistics.
+//!    numeric matrix (medians for missing numbers, frequency-ordered codes
+//!    for string levels) and records the per-feature statistics.
 //! 2. The family's `train` fits on that matrix, calling a [`Monitor`] once
 //!    per tree or iteration so that progress shows and cancellation works.
 //! 3. [`TrainedModel::to_model`] serializes the encoder and the fitted model
@@ -15,8 +15,10 @@
 //! 4. [`load_predictor`] decodes a payload once into a [`Predictor`] that
 //!    matches columns by name and encodes each row into a small buffer.
 //!
-//! This module never reads files, parameters or step inputs: the steps in
-//! `train` and `evaluate` do that and hand it tables and hyperparameters.
+//! Each family declares its hyperparameters as step parameters
+//! (`param_specs`) and reads them (`from_step`), but nothing here reads
+//! files or step inputs: the steps in `train` and `evaluate` do that and
+//! hand over tables.
 
 pub mod encoding;
 pub mod gradient_boosting;
@@ -369,7 +371,7 @@ pub fn train(
         });
     }
 
-    let (encoder, matrix, stats) = FeatureEncoder::fit(x, y)?;
+    let (encoder, matrix, stats) = FeatureEncoder::fit(x)?;
     let fitted = match params {
         Hyperparameters::LinearRegression(p) => {
             Fitted::LinearRegression(linear_regression::train(p, &encoder, &matrix, y, monitor)?)
@@ -471,18 +473,6 @@ fn predict_table<M: RowModel + ?Sized>(
     Ok(parts.concat())
 }
 
-/// A decoded model of one family, ready to score rows.
-struct EncodedPredictor<M> {
-    encoder: RowEncoder,
-    model: M,
-}
-
-impl<M: RowModel> Predictor for EncodedPredictor<M> {
-    fn predict(&self, rows: &Table) -> Result<Vec<f64>, PredictError> {
-        predict_table(&self.encoder, &self.model, rows)
-    }
-}
-
 fn decode<M: DeserializeOwned>(model: &Model) -> Result<(FeatureEncoder, M), PredictError> {
     let payload: Payload<M> = serde_json::from_slice(&model.payload).map_err(|e| {
         PredictError::InvalidModel(format!(
@@ -500,81 +490,76 @@ fn decode<M: DeserializeOwned>(model: &Model) -> Result<(FeatureEncoder, M), Pre
     Ok((payload.encoder, payload.model))
 }
 
-fn decode_fitted(model: &Model) -> Result<(FeatureEncoder, Fitted), PredictError> {
-    let family = Family::parse(&model.flavor).map_err(|e| PredictError::UnknownFlavor {
-        flavor: model.flavor.clone(),
-        known: match e {
-            ModelError::UnknownFamily { valid, .. } => valid,
-            other => other.to_string(),
-        },
-    })?;
-    Ok(match family {
-        Family::LinearRegression => {
-            let (encoder, m) = decode(model)?;
-            (encoder, Fitted::LinearRegression(m))
-        }
-        Family::RandomForest => {
-            let (encoder, m) = decode(model)?;
-            (encoder, Fitted::RandomForest(m))
-        }
-        Family::GradientBoosting => {
-            let (encoder, m) = decode(model)?;
-            (encoder, Fitted::GradientBoosting(Box::new(m)))
-        }
-    })
+/// A model of any family decoded from its payload: a [`Predictor`] that also
+/// reports feature importance.
+pub struct DecodedModel {
+    encoder: RowEncoder,
+    fitted: Fitted,
 }
 
-fn load_family<M: RowModel + DeserializeOwned + 'static>(
-    model: &Model,
-) -> Result<Box<dyn Predictor>, PredictError> {
-    let (encoder, fitted) = decode::<M>(model)?;
-    Ok(Box::new(EncodedPredictor {
-        encoder: RowEncoder::new(encoder),
-        model: fitted,
-    }))
+impl DecodedModel {
+    /// Decodes `model`'s payload according to its flavor.
+    pub fn decode(model: &Model) -> Result<Self, PredictError> {
+        let family = Family::parse(&model.flavor).map_err(|_| PredictError::UnknownFlavor {
+            flavor: model.flavor.clone(),
+            known: Family::names().join(", "),
+        })?;
+        let (encoder, fitted) = match family {
+            Family::LinearRegression => {
+                let (encoder, m) = decode(model)?;
+                (encoder, Fitted::LinearRegression(m))
+            }
+            Family::RandomForest => {
+                let (encoder, m) = decode(model)?;
+                (encoder, Fitted::RandomForest(m))
+            }
+            Family::GradientBoosting => {
+                let (encoder, m) = decode(model)?;
+                (encoder, Fitted::GradientBoosting(Box::new(m)))
+            }
+        };
+        Ok(DecodedModel {
+            encoder: RowEncoder::new(encoder),
+            fitted,
+        })
+    }
+
+    /// Returns each feature's importance as a share of the total (summing
+    /// to 1 unless every importance is zero), from most to least important.
+    ///
+    /// The measure depends on the family: total split gain for gradient
+    /// boosting, total decrease of squared error for the random forest, and
+    /// the standard deviation of the feature's contribution over the
+    /// training rows for linear regression.
+    pub fn feature_importance(&self) -> Vec<(String, f64)> {
+        let encoder = self.encoder.encoder();
+        let raw = self.fitted.importance(encoder);
+        let total: f64 = raw.iter().sum();
+        let mut shares: Vec<(String, f64)> = encoder
+            .features
+            .iter()
+            .zip(raw)
+            .map(|(f, v)| (f.name.clone(), if total > 0.0 { v / total } else { 0.0 }))
+            .collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        shares
+    }
+}
+
+impl Predictor for DecodedModel {
+    fn predict(&self, rows: &Table) -> Result<Vec<f64>, PredictError> {
+        predict_table(&self.encoder, &self.fitted, rows)
+    }
 }
 
 /// Decodes a model of any family into a predictor.
 pub fn load_predictor(model: &Model) -> Result<Box<dyn Predictor>, PredictError> {
-    let (encoder, fitted) = decode_fitted(model)?;
-    Ok(Box::new(EncodedPredictor {
-        encoder: RowEncoder::new(encoder),
-        model: fitted,
-    }))
-}
-
-/// Returns each feature's importance as a share of the total (summing to 1
-/// unless every importance is zero), sorted from most to least important.
-///
-/// The measure depends on the family: total split gain for gradient
-/// boosting, total decrease of squared error for the random forest, and the
-/// standard deviation of the feature's contribution for linear regression.
-pub fn feature_importance(model: &Model) -> Result<Vec<(String, f64)>, PredictError> {
-    let (encoder, fitted) = decode_fitted(model)?;
-    let raw = fitted.importance(&encoder);
-    let total: f64 = raw.iter().sum();
-    let mut shares: Vec<(String, f64)> = encoder
-        .features
-        .iter()
-        .zip(raw)
-        .map(|(f, v)| (f.name.clone(), if total > 0.0 { v / total } else { 0.0 }))
-        .collect();
-    shares.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(shares)
+    Ok(Box::new(DecodedModel::decode(model)?))
 }
 
 /// Registers a predictor loader for each model family.
 pub fn register_flavors(registry: &mut Registry) {
-    registry.register_flavor(
-        Family::LinearRegression.name(),
-        load_family::<linear_regression::LinearModel>,
-    );
-    registry.register_flavor(
-        Family::RandomForest.name(),
-        load_family::<random_forest::ForestModel>,
-    );
-    registry.register_flavor(
-        Family::GradientBoosting.name(),
-        load_family::<gradient_boosting::BoostingModel>,
-    );
+    for family in Family::ALL {
+        registry.register_flavor(family.name(), load_predictor);
+    }
 }
