@@ -210,3 +210,42 @@ fn step_error_is_reported() {
         out.all()
     );
 }
+
+#[test]
+fn interrupt_cancels_running_step() {
+    let project = Project::new();
+    project.write(
+        "p.yaml",
+        "name: long\nsteps:\n  nap:\n    uses: sleep\n    params: {seconds: 60, trace: t}\n  after:\n    uses: emit\n    after: [nap]\n",
+    );
+    let mut child = project
+        .command(&["run", "p.yaml"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while project.trace("t").is_empty() {
+        assert!(started.elapsed().as_secs() < 30, "the step never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let stopping = std::time::Instant::now();
+    let code = child.wait().unwrap().code();
+    assert!(stopping.elapsed().as_secs() < 10, "cancellation took too long");
+    assert_eq!(code, Some(130));
+    let recorded = statuses(&project);
+    assert_eq!(
+        recorded,
+        vec![
+            ("after".to_string(), "skipped".to_string()),
+            ("nap".to_string(), "cancelled".to_string()),
+        ]
+    );
+    let run = project.latest_run();
+    assert_eq!(run["status"], "cancelled", "{run}");
+}
