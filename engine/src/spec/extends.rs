@@ -14,6 +14,7 @@
 use super::error::{Diagnostics, FileId, Pos, Sources, SpecError};
 use super::raw::{self, RawParam, RawPipeline, RawStep};
 use serde_saphyr::Spanned;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// One file of the chain after parsing.
@@ -47,16 +48,38 @@ pub(crate) struct Merged {
     pub(crate) description: Option<String>,
     pub(crate) params: Vec<Entry<Spanned<RawParam>>>,
     pub(crate) steps: Vec<Entry<Spanned<Option<RawStep>>>>,
+    /// The top-level keys that an unknown top-level key is a likely
+    /// misspelling of. Errors saying such a key is missing are not reported,
+    /// since the unknown key is.
+    pub(crate) misspelled: BTreeSet<&'static str>,
+}
+
+/// The files of an `extends` chain that were read and parsed, child first,
+/// and the error that stopped reading, if any.
+pub(crate) struct Chain {
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) failure: Option<SpecError>,
 }
 
 /// Reads `path` and every file it extends, child first. Stops at the first
-/// file that cannot be read or parsed, since nothing can be merged past it.
+/// file that cannot be read or parsed, since nothing can be merged past it,
+/// but keeps the files parsed before it, so that their unknown keys can
+/// still be reported.
+pub(crate) fn read_chain(path: &Path, sources: &mut Sources) -> Chain {
+    let mut layers = Vec::new();
+    let failure = read_layers(path, sources, &mut layers).err();
+    Chain { layers, failure }
+}
+
 #[expect(
     clippy::result_large_err,
     reason = "a SpecError is built only on the failure path of a load, so its size costs nothing that matters"
 )]
-pub(crate) fn read_chain(path: &Path, sources: &mut Sources) -> Result<Vec<Layer>, SpecError> {
-    let mut layers: Vec<Layer> = Vec::new();
+fn read_layers(
+    path: &Path,
+    sources: &mut Sources,
+    layers: &mut Vec<Layer>,
+) -> Result<(), SpecError> {
     let mut canonical_chain: Vec<PathBuf> = Vec::new();
     let mut next = path.to_path_buf();
     // Where the current file was named, for errors about reading it.
@@ -119,7 +142,7 @@ pub(crate) fn read_chain(path: &Path, sources: &mut Sources) -> Result<Vec<Layer
                 next = parent_path;
                 named_at = Some(pos);
             }
-            None => return Ok(layers),
+            None => return Ok(()),
         }
     }
 }
@@ -140,12 +163,20 @@ pub(crate) fn merge(layers: Vec<Layer>) -> Merged {
         description: None,
         params: Vec::new(),
         steps: Vec::new(),
+        misspelled: BTreeSet::new(),
     };
 
     // Apply the oldest ancestor first, so each child overrides its parent.
     for layer in layers.into_iter().rev() {
         let file = layer.file;
         let raw = layer.raw;
+        for key in raw.unknown.likely_meant() {
+            // The name comes from the loaded file alone, so a parent's
+            // misspelled `name` does not explain a missing one.
+            if key != "name" || file == root {
+                merged.misspelled.insert(key);
+            }
+        }
         merged.name = raw.name;
         if let Some(description) = raw.description {
             merged.description = Some(description.value);

@@ -59,11 +59,39 @@
 //! Two types describe a pipeline: a private serde mirror of the YAML
 //! (`raw`), and the public, validated [`Pipeline`] whose step parameters are
 //! complete, typed and substituted. [`load`] goes from one to the other.
-//! Validation collects every error it can find, each with its file, line and
-//! column, and a returned [`Pipeline`] has passed the graph checks too, so
-//! it is acyclic. Errors that stop a file from parsing (YAML syntax, a
-//! duplicate or unknown key, a value of the wrong shape) are the exception:
-//! serde stops at the first, so a file reports one of those at a time.
+//! Validation collects every error it can find, each with its file, line
+//! and column, and a returned [`Pipeline`] has passed the graph checks too,
+//! so it is acyclic.
+//!
+//! # Which errors are collected
+//!
+//! One load reports all of these together, sorted by file (the loaded file
+//! first, then the files it extends, nearest first), line and column, with
+//! `--set` errors last:
+//!
+//! - unknown keys at the top level, in a parameter's full form and in a
+//!   step, each with the closest valid key as a suggestion;
+//! - every semantic error: the pipeline name, parameter types, defaults and
+//!   choices, each step's `uses`, `params`, `${ref}` references, `inputs`,
+//!   `after` and run settings, `--set` overrides, and cycles.
+//!
+//! An unknown key that is a likely misspelling of a valid key hides the
+//! errors that only report the valid key as missing, so each typo is reported
+//! once. These are a missing `name`, a pipeline with no steps, a missing
+//! `default`, and a step's missing `uses`, missing required parameters
+//! (for `params`) and unconnected inputs (for `inputs`). A misspelled
+//! `parameters` key also hides references and `--set` overrides naming an
+//! undeclared parameter.
+//!
+//! These errors stop parsing, so a file reports one of them at a time:
+//! a YAML syntax error, a duplicate key, a value of the wrong kind (a list
+//! where a mapping belongs), and an empty file. In an `extends` chain, a
+//! file that cannot be read and a cycle of `extends` stop it too. Serde
+//! stops at the first such problem in a document, and nothing can be merged
+//! past a file that did not parse. The load then returns that error with
+//! the unknown keys of the files parsed before it, and runs no semantic
+//! check. A duplicate key or syntax error inside the value of an unknown key
+//! also stops parsing, because the value is still read to skip it.
 //!
 //! This module never runs a step, touches the artifact store or computes a
 //! cache key.
@@ -77,6 +105,7 @@ mod raw;
 mod steps;
 mod suggest;
 mod template;
+mod unknown_keys;
 
 #[cfg(test)]
 mod tests;
@@ -200,9 +229,17 @@ pub fn load(
         )
     };
 
-    let layers = extends::read_chain(path, &mut sources).map_err(|e| with_file(vec![e]))?;
-    let merged = extends::merge(layers);
+    let chain = extends::read_chain(path, &mut sources);
     let mut diagnostics = Diagnostics::new(&sources);
+    for layer in &chain.layers {
+        unknown_keys::report(layer.file, &layer.raw, &mut diagnostics);
+    }
+    if let Some(failure) = chain.failure {
+        diagnostics.push(failure);
+        return Err(with_file(in_file_order(diagnostics.errors, &sources)));
+    }
+
+    let merged = extends::merge(chain.layers);
     let pipeline = resolve(merged, registry, overrides, &mut diagnostics);
 
     // Look for cycles even when other errors were found: the graph is built
@@ -214,7 +251,7 @@ pub fn load(
         }
     }
     if !diagnostics.errors.is_empty() {
-        return Err(with_file(diagnostics.errors));
+        return Err(with_file(in_file_order(diagnostics.errors, &sources)));
     }
 
     tracing::debug!(
@@ -225,6 +262,24 @@ pub fn load(
         "loaded pipeline"
     );
     Ok(pipeline)
+}
+
+/// Sorts errors by file (the loaded file first, then the files it extends,
+/// nearest first), line and column, and drops exact repeats, such as an
+/// unknown key that several steps merge in from one anchor. Errors outside
+/// any file, from `--set`, come last in the order they were found.
+fn in_file_order(mut errors: Vec<SpecError>, sources: &Sources) -> Vec<SpecError> {
+    errors.sort_by_key(|error| match &error.location {
+        Some(location) => (
+            false,
+            sources.find(&location.file).unwrap_or(usize::MAX),
+            location.line,
+            location.column,
+        ),
+        None => (true, 0, 0, 0),
+    });
+    errors.dedup();
+    errors
 }
 
 /// Checks the merged pipeline and builds the [`Pipeline`], recording every
@@ -253,6 +308,8 @@ fn resolve(
             );
             name.value.clone()
         }
+        // A misspelled `name` key is reported on its own.
+        None if merged.misspelled.contains("name") => String::new(),
         None => {
             diagnostics.error(
                 root_start,
@@ -262,7 +319,7 @@ fn resolve(
             String::new()
         }
     };
-    if merged.steps.is_empty() {
+    if merged.steps.is_empty() && !merged.misspelled.contains("steps") {
         diagnostics.error(
             root_start,
             format!("pipeline `{name}` has no steps"),
@@ -271,6 +328,7 @@ fn resolve(
     }
 
     let mut params = params::resolve(&merged.params, diagnostics);
+    params.names_incomplete = merged.misspelled.contains("parameters");
     params::apply_overrides(&mut params, overrides, diagnostics);
     let steps = steps::resolve(&merged.steps, registry, &params, overrides, diagnostics);
 

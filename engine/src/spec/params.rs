@@ -22,6 +22,11 @@ pub(crate) struct ParamTable {
     /// Parameters declared with an error already reported. References to
     /// them are not reported again.
     pub(crate) broken: BTreeSet<String>,
+    /// True when a file of the chain has an unknown top-level key that is a
+    /// likely misspelling of `parameters`. A name missing from the table
+    /// may be declared under that key, so references and overrides naming
+    /// it are not reported.
+    pub(crate) names_incomplete: bool,
 }
 
 impl ParamTable {
@@ -167,6 +172,10 @@ fn resolve_full(
     };
 
     let Some(raw_default) = &def.default else {
+        // A misspelled `default` key is reported on its own.
+        if def.unknown.misspells("default") {
+            return None;
+        }
         let example = declared_type.map_or("a value".to_string(), with_article);
         diagnostics.error(
             entry.key_pos(),
@@ -264,6 +273,9 @@ pub(crate) fn apply_overrides(
             continue;
         }
         let Some(param) = table.params.get_mut(&item.name) else {
+            if table.names_incomplete {
+                continue;
+            }
             let names = table.names();
             let help = suggest::help(&item.name, "pipeline parameters", names.iter().copied());
             diagnostics.push(

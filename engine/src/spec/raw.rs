@@ -5,20 +5,27 @@
 //! text. Nothing here checks meaning (whether a step is registered, whether
 //! a value fits its type): `resolve` does that and collects every error.
 //!
-//! Parsing is strict: duplicate keys and unknown keys are rejected, and only
-//! `true`/`false` are booleans, so `yes` and `on` stay strings. A file that
-//! fails here yields exactly one error, because serde stops at the first
-//! problem in a document.
+//! Parsing is strict about the shape of the file. A duplicate key, a value
+//! of the wrong kind (a list where a mapping belongs) and a YAML syntax
+//! error stop it with exactly one error, because serde stops at the first
+//! such problem in a document. Only `true`/`false` are booleans, so `yes`
+//! and `on` stay strings. Unknown keys do not stop it: [`RawPipeline`],
+//! [`RawStep`] and the full form of [`RawParam`] keep them in an
+//! [`UnknownKeys`], and the load reports them with the semantic errors.
 //!
-//! Three types have hand-written `Deserialize` impls. [`OrderedMap`] keeps
+//! Five types have hand-written `Deserialize` impls. [`OrderedMap`] keeps
 //! mapping order with a location per key, because steps run in file order.
 //! [`RawValue`] accepts any YAML value, including null, which a derived
 //! untagged enum would reject without a location. [`RawParam`] reads both
 //! the full and the shorthand form of a parameter and keeps the locations
-//! inside the full form.
+//! inside the full form. [`RawPipeline`] and [`RawStep`] collect their
+//! unknown keys with locations. Serde's `#[serde(flatten)]` could collect
+//! leftover keys into a map, but it buffers them through serde's own
+//! content type, and serde-saphyr 2.2 documents that a [`Spanned`] read
+//! from that buffer has no location.
 
 use super::error::{Diagnostics, FileId, Pos, SpecError};
-use super::suggest;
+use super::unknown_keys::{MappingKind, STEP_KEYS, TOP_KEYS, UnknownKeys};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, MergeKeyPolicy, NonFiniteFloatPolicy, Spanned};
@@ -27,19 +34,18 @@ use std::fmt;
 use std::marker::PhantomData;
 
 /// The top level of a pipeline file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub(crate) struct RawPipeline {
     pub(crate) name: Option<Spanned<String>>,
     pub(crate) description: Option<Spanned<String>>,
     pub(crate) extends: Option<Spanned<String>>,
     pub(crate) parameters: Option<OrderedMap<Spanned<RawParam>>>,
     pub(crate) steps: Option<OrderedMap<Spanned<Option<RawStep>>>>,
+    pub(crate) unknown: UnknownKeys,
 }
 
 /// One entry under `steps:`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub(crate) struct RawStep {
     pub(crate) uses: Option<Spanned<String>>,
     pub(crate) params: Option<OrderedMap<Spanned<RawValue>>>,
@@ -49,23 +55,23 @@ pub(crate) struct RawStep {
     pub(crate) retry_delay: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<String>>,
     pub(crate) cache: Option<Spanned<RawValue>>,
+    pub(crate) unknown: UnknownKeys,
 }
 
-/// The keys a step accepts, for "did you mean" help.
-const STEP_KEYS: &[&str] = &[
-    "uses",
-    "params",
-    "inputs",
-    "after",
-    "retries",
-    "retry_delay",
-    "timeout",
-    "cache",
-];
-/// The keys the top level accepts.
-const TOP_KEYS: &[&str] = &["name", "description", "extends", "parameters", "steps"];
-/// The keys of a parameter written in full.
-const PARAM_KEYS: &[&str] = &["type", "default", "doc", "choices"];
+impl RawStep {
+    /// A step with every key left out, as `id:` with no value reads.
+    pub(crate) const EMPTY: RawStep = RawStep {
+        uses: None,
+        params: None,
+        inputs: None,
+        after: None,
+        retries: None,
+        retry_delay: None,
+        timeout: None,
+        cache: None,
+        unknown: UnknownKeys::new(MappingKind::Step),
+    };
+}
 
 /// A pipeline parameter: either the full form (a mapping of `type`,
 /// `default`, `doc` and `choices`) or a bare default whose type is inferred.
@@ -77,12 +83,13 @@ pub(crate) enum RawParam {
     Shorthand(RawValue),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RawParamDef {
     pub(crate) ty: Option<Spanned<String>>,
     pub(crate) default: Option<Spanned<RawValue>>,
     pub(crate) doc: Option<String>,
     pub(crate) choices: Option<Spanned<Vec<String>>>,
+    pub(crate) unknown: UnknownKeys,
 }
 
 /// Any YAML value, before it is checked against a parameter type.
@@ -231,14 +238,20 @@ impl<'de> Deserialize<'de> for RawParam {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawParam, A::Error> {
-                let mut def = RawParamDef::default();
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
+                let mut def = RawParamDef {
+                    ty: None,
+                    default: None,
+                    doc: None,
+                    choices: None,
+                    unknown: UnknownKeys::new(MappingKind::Parameter),
+                };
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.value.as_str() {
                         "type" => def.ty = Some(map.next_value()?),
                         "default" => def.default = Some(map.next_value()?),
                         "doc" => def.doc = Some(map.next_value()?),
                         "choices" => def.choices = Some(map.next_value()?),
-                        other => return Err(de::Error::unknown_field(other, PARAM_KEYS)),
+                        _ => def.unknown.skip(key, &mut map)?,
                     }
                 }
                 Ok(RawParam::Full(Box::new(def)))
@@ -278,6 +291,78 @@ impl<'de> Deserialize<'de> for RawParam {
         }
 
         deserializer.deserialize_any(ParamVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPipeline {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PipelineVisitor;
+
+        impl<'de> Visitor<'de> for PipelineVisitor {
+            type Value = RawPipeline;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a pipeline: a mapping with `name` and `steps`")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPipeline, A::Error> {
+                let mut pipeline = RawPipeline {
+                    name: None,
+                    description: None,
+                    extends: None,
+                    parameters: None,
+                    steps: None,
+                    unknown: UnknownKeys::new(MappingKind::TopLevel),
+                };
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.value.as_str() {
+                        "name" => pipeline.name = map.next_value()?,
+                        "description" => pipeline.description = map.next_value()?,
+                        "extends" => pipeline.extends = map.next_value()?,
+                        "parameters" => pipeline.parameters = map.next_value()?,
+                        "steps" => pipeline.steps = map.next_value()?,
+                        _ => pipeline.unknown.skip(key, &mut map)?,
+                    }
+                }
+                Ok(pipeline)
+            }
+        }
+
+        deserializer.deserialize_struct("RawPipeline", TOP_KEYS, PipelineVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+
+        impl<'de> Visitor<'de> for StepVisitor {
+            type Value = RawStep;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a step: a mapping of keys such as `uses`, `params` and `inputs`")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawStep, A::Error> {
+                let mut step = RawStep::EMPTY;
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.value.as_str() {
+                        "uses" => step.uses = map.next_value()?,
+                        "params" => step.params = map.next_value()?,
+                        "inputs" => step.inputs = map.next_value()?,
+                        "after" => step.after = map.next_value()?,
+                        "retries" => step.retries = map.next_value()?,
+                        "retry_delay" => step.retry_delay = map.next_value()?,
+                        "timeout" => step.timeout = map.next_value()?,
+                        "cache" => step.cache = map.next_value()?,
+                        _ => step.unknown.skip(key, &mut map)?,
+                    }
+                }
+                Ok(step)
+            }
+        }
+
+        deserializer.deserialize_struct("RawStep", STEP_KEYS, StepVisitor)
     }
 }
 
@@ -331,24 +416,6 @@ fn convert_error(
     };
 
     match error {
-        serde_saphyr::Error::SerdeUnknownField {
-            field, expected, ..
-        } => {
-            let place = if *expected == TOP_KEYS {
-                "at the top level"
-            } else if *expected == STEP_KEYS {
-                "in a step"
-            } else if *expected == PARAM_KEYS {
-                "in a parameter"
-            } else {
-                "here"
-            };
-            located(format!("unknown key `{field}` {place}")).with_help(suggest::help(
-                field,
-                "valid keys",
-                expected.iter().copied(),
-            ))
-        }
         serde_saphyr::Error::DuplicateMappingKey { key, .. } => {
             let key = key.clone().unwrap_or_default();
             let mut converted = located(format!("duplicate key `{key}`"))

@@ -86,16 +86,7 @@ pub(crate) fn resolve(
 }
 
 fn raw_step(entry: &StepEntry) -> &RawStep {
-    static EMPTY: RawStep = RawStep {
-        uses: None,
-        params: None,
-        inputs: None,
-        after: None,
-        retries: None,
-        retry_delay: None,
-        timeout: None,
-        cache: None,
-    };
+    static EMPTY: RawStep = RawStep::EMPTY;
     entry.value.value.as_ref().unwrap_or(&EMPTY)
 }
 
@@ -160,6 +151,8 @@ impl Resolver<'_, '_, '_> {
                 format!("step `{id}` uses `{uses}`, which is not a registered step"),
                 Some(help),
             ),
+            // A misspelled `uses` key is reported on its own.
+            None if raw.unknown.misspells("uses") => {}
             None => self.diagnostics.error(
                 entry.key_pos(),
                 format!("step `{id}` has no `uses:`, and `{id}` is not a registered step"),
@@ -234,6 +227,9 @@ impl Resolver<'_, '_, '_> {
             }
         }
 
+        // A misspelled `params` key is reported on its own, so the
+        // parameters under it are not also reported missing.
+        let params_misspelled = raw.unknown.misspells("params");
         for spec in &signature.params {
             if values.contains_key(&spec.name) || given.contains(&spec.name) {
                 continue;
@@ -242,6 +238,7 @@ impl Resolver<'_, '_, '_> {
                 Some(default) => {
                     values.insert(spec.name.clone(), default.clone());
                 }
+                None if params_misspelled => {}
                 None => self.diagnostics.error(
                     entry.key_pos(),
                     format!(
@@ -447,7 +444,7 @@ impl Resolver<'_, '_, '_> {
         if let Some(param) = self.params.params.get(name) {
             return Some(&param.value);
         }
-        if !self.params.broken.contains(name) {
+        if !self.params.broken.contains(name) && !self.params.names_incomplete {
             let names = self.params.names();
             let help = if names.is_empty() {
                 "declare it under `parameters:` at the top level".to_string()
@@ -524,7 +521,9 @@ impl Resolver<'_, '_, '_> {
             }
         }
 
-        let Some(signature) = signature else {
+        // A misspelled `inputs` key is reported on its own, so the inputs
+        // it connects are not also reported unconnected.
+        let Some(signature) = signature.filter(|_| !raw.unknown.misspells("inputs")) else {
             return inputs;
         };
         for spec in signature.inputs.iter().filter(|i| !i.optional) {

@@ -387,6 +387,8 @@ fn duplicate_top_level_key_shows_both_lines() {
     assert_eq!(error.notes[0].location.line, 1);
 }
 
+// ---- unknown keys ----
+
 #[test]
 fn unknown_top_level_key_suggests() {
     let error = single_error(&TRAINING.replace("steps:", "stpes:"));
@@ -410,6 +412,211 @@ fn unknown_parameter_key_suggests() {
     let error = single_error(&training_with("    doc: Folder", "    dco: Folder"));
     assert_eq!(error.message, "unknown key `dco` in a parameter");
     assert!(help(&error).starts_with("did you mean `doc`?"), "{error}");
+}
+
+#[test]
+fn unknown_key_reported_with_semantic_errors() {
+    let text = training_with("    retries: 2", "    retires: 2")
+        .replace("max_depth: ${depth}", "max_depth: abc")
+        .replace("model: train.model", "model: trian.model");
+    let errors = load_text(&text, &[]).unwrap_err();
+    assert_eq!(errors.len(), 3, "{errors}");
+
+    // File order: the parameter (line 29) comes before the unknown key
+    // (line 31), although unknown keys are found first.
+    let wrong_type = &errors.0[0];
+    assert_eq!(
+        wrong_type.message,
+        "parameter `max_depth` of step `train` must be an int, but it is the string `abc`"
+    );
+    assert_eq!(line_column(wrong_type), (29, 18));
+
+    let unknown_key = &errors.0[1];
+    assert_eq!(unknown_key.message, "unknown key `retires` in a step");
+    assert_eq!(line_column(unknown_key), (31, 5));
+    assert!(
+        help(unknown_key).starts_with("did you mean `retries`?"),
+        "{errors}"
+    );
+
+    let unknown_step = &errors.0[2];
+    assert_eq!(
+        unknown_step.message,
+        "step `evaluate` reads `trian.model`, but no step `trian` exists"
+    );
+    assert_eq!(line_column(unknown_step), (36, 14));
+
+    let rendered = errors.to_string();
+    assert!(rendered.contains("\n3 errors found in "), "{rendered}");
+    assert!(rendered.contains("31 |     retires: 2\n"), "{rendered}");
+}
+
+#[test]
+fn unknown_top_level_key_with_other_errors() {
+    let text =
+        training_with("description:", "descripton:").replace("name: training", "name: Training");
+    let errors = load_text(&text, &[]).unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors}");
+    assert_eq!(errors.0[0].message, "pipeline name `Training` is invalid");
+    assert_eq!(line_column(&errors.0[0]), (1, 7));
+    let unknown = &errors.0[1];
+    assert_eq!(unknown.message, "unknown key `descripton` at the top level");
+    assert_eq!(line_column(unknown), (2, 1));
+    assert!(
+        help(unknown).starts_with("did you mean `description`?"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn unknown_parameter_key_with_other_errors() {
+    let text = training_with("    doc: Folder", "    dco: Folder")
+        .replace("uses: clean_data", "uses: claen_data");
+    let errors = load_text(&text, &[]).unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors}");
+    let unknown = &errors.0[0];
+    assert_eq!(unknown.message, "unknown key `dco` in a parameter");
+    assert_eq!(line_column(unknown), (7, 5));
+    assert!(help(unknown).starts_with("did you mean `doc`?"), "{errors}");
+    assert_eq!(
+        errors.0[1].message,
+        "step `clean` uses `claen_data`, which is not a registered step"
+    );
+    assert_eq!(line_column(&errors.0[1]), (21, 11));
+}
+
+#[test]
+fn misspelled_step_keys_hide_their_consequences() {
+    // Without the suppression, `usse` would also report an unregistered
+    // step, `parms` a missing `max_depth` and `inptus` two unconnected
+    // inputs.
+    let text = "\
+name: typos
+steps:
+  ingest:
+    usse: ingest_data
+  train:
+    parms: {max_depth: 3}
+    inptus: {x_train: ingest.orders}
+";
+    let errors = load_text(text, &[]).unwrap_err();
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "unknown key `usse` in a step",
+            "unknown key `parms` in a step",
+            "unknown key `inptus` in a step",
+        ]
+    );
+}
+
+#[test]
+fn misspelled_top_level_keys_hide_their_consequences() {
+    let text = TRAINING
+        .replace("name: training", "nme: training")
+        .replace("parameters:", "paramters:");
+    let errors = load_text(&text, &["depth=3"]).unwrap_err();
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "unknown key `nme` at the top level",
+            "unknown key `paramters` at the top level",
+        ]
+    );
+}
+
+#[test]
+fn misspelled_default_hides_missing_default() {
+    let error = single_error(&training_with("default: data/olist", "defualt: data/olist"));
+    assert_eq!(error.message, "unknown key `defualt` in a parameter");
+    assert!(
+        help(&error).starts_with("did you mean `default`?"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unrelated_unknown_key_hides_nothing() {
+    let text = "name: x\nowner: data-team\n";
+    let errors = load_text(text, &[]).unwrap_err();
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "pipeline `x` has no steps",
+            "unknown key `owner` at the top level",
+        ]
+    );
+    assert_eq!(
+        help(&errors.0[1]),
+        "valid keys: `name`, `description`, `extends`, `parameters`, `steps`"
+    );
+}
+
+#[test]
+fn unknown_key_in_anchor_reported_once() {
+    let text = "\
+name: shared
+steps:
+  ingest: &settings
+    uses: ingest_data
+    retires: 2
+  ingest_again:
+    <<: *settings
+";
+    let error = single_error(text);
+    assert_eq!(error.message, "unknown key `retires` in a step");
+    assert_eq!(line_column(&error), (5, 5));
+}
+
+#[test]
+fn duplicate_key_under_unknown_key_stops_parsing() {
+    let error = single_error(&training_with(
+        "    retries: 2",
+        "    retires: {a: 1, a: 2}",
+    ));
+    assert_eq!(error.message, "duplicate key `a`");
+}
+
+#[test]
+fn unknown_keys_across_extends_sorted() {
+    let files = Files::new();
+    files.write(
+        "base.yaml",
+        &BASE.replace("uses: clean_data", "usse: clean_data"),
+    );
+    let child = files.write(
+        "child.yaml",
+        "name: child\nextends: base.yaml\nsteps:\n  train:\n    inputs: {x_train: clean.x_train, y_train: clean.y_train}\n    params: {max_depth: 2}\n    timout: 1m\n",
+    );
+    let errors = load(&child, &registry(), &[]).unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors}");
+    let first = errors.0[0].location.as_ref().unwrap();
+    assert!(first.file.ends_with("child.yaml"), "{errors}");
+    assert_eq!((first.line, first.column), (7, 5));
+    assert!(help(&errors.0[0]).starts_with("did you mean `timeout`?"));
+    let second = errors.0[1].location.as_ref().unwrap();
+    assert!(second.file.ends_with("base.yaml"), "{errors}");
+    assert_eq!((second.line, second.column), (12, 5));
+}
+
+#[test]
+fn unknown_key_reported_with_missing_parent() {
+    let files = Files::new();
+    let child = files.write(
+        "child.yaml",
+        "name: child\ndescripton: x\nextends: nope.yaml\n",
+    );
+    let errors = load(&child, &registry(), &[]).unwrap_err();
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{errors}");
+    assert_eq!(messages[0], "unknown key `descripton` at the top level");
+    assert!(
+        messages[1].starts_with("cannot read extended file"),
+        "{errors}"
+    );
 }
 
 // ---- semantic errors ----
@@ -966,7 +1173,7 @@ fn errors_in_parent_point_into_parent() {
 }
 
 #[test]
-fn parse_error_in_parent_points_into_parent() {
+fn unknown_key_in_parent_points_into_parent() {
     let files = Files::new();
     files.write(
         "base.yaml",
@@ -974,6 +1181,7 @@ fn parse_error_in_parent_points_into_parent() {
     );
     let child = files.write("child.yaml", "name: child\nextends: base.yaml\n");
     let errors = load(&child, &registry(), &[]).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors}");
     let location = errors.0[0].location.as_ref().unwrap();
     assert!(location.file.ends_with("base.yaml"), "{errors}");
     assert_eq!(location.line, 4);
