@@ -360,8 +360,17 @@ fn only_and_from_reuse_upstream() {
     project.write("p.yaml", yaml);
 
     let cold = project.run(&["run", "p.yaml", "--only", "c"]);
-    assert_eq!(cold.code, 1, "upstream not cached yet\n{}", cold.all());
-    assert!(cold.stderr.contains("no cached result"), "{}", cold.all());
+    assert_eq!(cold.code, 2, "upstream not cached yet\n{}", cold.all());
+    assert!(
+        cold.stderr.contains("need a, b from the cache"),
+        "{}",
+        cold.all()
+    );
+    assert!(
+        !cold.stderr.contains("Running pipeline"),
+        "no run starts\n{}",
+        cold.all()
+    );
     assert!(project.trace("t").is_empty(), "nothing executed");
 
     assert_eq!(project.run(&["run", "p.yaml"]).code, 0);

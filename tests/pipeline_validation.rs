@@ -243,3 +243,33 @@ fn plan_and_graph_reject_invalid_pipeline() {
     assert_rejected(&project, &project.run(&["plan", "p.yaml"]));
     assert_rejected(&project, &project.run(&["graph", "p.yaml"]));
 }
+
+#[test]
+fn out_of_range_parameter_is_rejected() {
+    let project = Project::new();
+    project.write(
+        "p.yaml",
+        "name: range\nparameters:\n  rows: 10\nsteps:\n  t:\n    uses: make_table\n    params: {rows: \"${rows}\"}\n  nap:\n    uses: sleep\n    params: {seconds: 1e300}\n",
+    );
+    let out = project.run(&["run", "p.yaml", "--set", "rows=-5"]);
+    assert_rejected(&project, &out);
+    assert!(
+        out.stderr.contains("between 0 and 50000000"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stderr.contains("p.yaml:7:"),
+        "points at the reference\n{}",
+        out.all()
+    );
+    assert!(
+        out.stderr.contains("seconds"),
+        "both errors are reported\n{}",
+        out.all()
+    );
+
+    let out = project.run(&["run", "p.yaml", "--set", "t.rows=100000000000"]);
+    assert_rejected(&project, &out);
+    assert!(out.stderr.contains("t.rows=100000000000"), "{}", out.all());
+}

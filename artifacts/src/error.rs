@@ -33,7 +33,7 @@ pub enum ArtifactError {
     /// A stored artifact whose bytes do not match the hash it was stored
     /// under. It must not be used.
     #[error(
-        "artifact {path} is corrupt: expected hash {expected}, found {found}; it will be recomputed"
+        "artifact {path} is corrupt: its bytes hash to {found}, not to the {expected} recorded when it was stored; it will be recomputed"
     )]
     Corrupt {
         /// The file.

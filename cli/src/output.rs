@@ -22,8 +22,44 @@ pub(crate) fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
+}
+
+/// Writes a line to stdout. A closed pipe (`flowrun runs | head`) ends the
+/// process quietly with status 0, as other command-line tools do.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let result = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+    if let Err(error) = result {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: failed to write to stdout: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` for command output: see [`write_stdout`].
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Returns "1 step", "2 steps".
+pub(crate) fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 /// Prints run events to stderr, above any progress bars.
@@ -90,7 +126,9 @@ impl Reporter for Printer {
                 steps,
                 jobs,
             } => self.line(&format!(
-                "Running pipeline {pipeline}: {steps} steps, {jobs} jobs, run {run_id}"
+                "Running pipeline {pipeline}: {}, {}, run {run_id}",
+                plural(*steps, "step"),
+                plural(*jobs, "job")
             )),
             Event::StepStarted { id, reason } => {
                 self.line(&format!("  {:<9} {id}  ({reason})", "running"))

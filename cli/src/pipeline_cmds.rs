@@ -2,6 +2,7 @@
 //! of registered steps.
 
 use crate::args::{GraphArgs, GraphFormat, PipelineArgs, PlanArgs, RunArgs, SelectionArgs};
+use crate::output::outln;
 use crate::output::{Printer, summary};
 use crate::{EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, Exit};
 use anyhow::Context;
@@ -60,8 +61,14 @@ fn check_selection(selection: &Selection, pipeline: &Pipeline) -> anyhow::Result
     for name in names {
         if pipeline.step(name).is_none() {
             let ids: Vec<&str> = pipeline.steps.iter().map(|s| s.id.as_str()).collect();
+            let closest = ids
+                .iter()
+                .map(|id| (strsim::damerau_levenshtein(name, id), *id))
+                .filter(|(distance, _)| *distance <= 2)
+                .min();
+            let hint = closest.map_or(String::new(), |(_, id)| format!("did you mean `{id}`? "));
             eprintln!(
-                "error: no step `{name}` in pipeline {}; its steps are: {}",
+                "error: no step `{name}` in pipeline {}; {hint}its steps are: {}",
                 pipeline.name,
                 ids.join(", ")
             );
@@ -69,6 +76,71 @@ fn check_selection(selection: &Selection, pipeline: &Pipeline) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// With `--from` or `--only`, checks before the run starts that every step
+/// outside the selection that a selected step needs is in the cache, and
+/// exits with 2 otherwise, so that nothing runs and no run is recorded.
+fn check_selection_cached(
+    executor: &Executor<'_>,
+    pipeline: &Pipeline,
+    graph: &PipelineGraph,
+    options: &RunOptions,
+) -> anyhow::Result<()> {
+    if options.selection == Selection::All {
+        return Ok(());
+    }
+    let plan = executor.plan(pipeline, graph, options.no_cache, &options.selection)?;
+    let missing: Vec<&str> = plan
+        .iter()
+        .filter(|entry| entry.status == PlanStatus::Unavailable)
+        .map(|entry| entry.id.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "error: the selected steps need {} from the cache, but the store has no result for their current parameters, inputs and code\n  = help: run the whole pipeline once, or select {} too",
+        missing.join(", "),
+        if missing.len() == 1 { "it" } else { "them" }
+    );
+    Err(Exit(EXIT_INVALID).into())
+}
+
+/// Prints the metrics of the run's final steps (those nothing depends on),
+/// such as the evaluation's MSE, so a run ends with its result.
+fn print_final_metrics(printer: &Printer, runs: &RunStore, run_id: &str, graph: &PipelineGraph) {
+    let Ok(detail) = runs.get_run(run_id) else {
+        return;
+    };
+    for step in &detail.steps {
+        if step.metrics.is_empty() || !graph.dependents(&step.step_id).is_empty() {
+            continue;
+        }
+        let values: Vec<String> = step
+            .metrics
+            .iter()
+            .map(|m| format!("{} {}", m.key, short_number(m.value)))
+            .collect();
+        printer.line(&format!(
+            "Metrics of {}: {}",
+            step.step_id,
+            values.join(", ")
+        ));
+    }
+}
+
+/// Formats a metric for a summary line: integers as such, other values with
+/// four significant digits.
+fn short_number(value: f64) -> String {
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else if value.is_finite() && value != 0.0 {
+        let digits = 3 - value.abs().log10().floor() as i32;
+        format!("{:.*}", digits.clamp(0, 10) as usize, value)
+    } else {
+        flowrun_engine::param::format_float(value)
+    }
 }
 
 fn open_stores(store_dir: &Path) -> anyhow::Result<(LocalStore, RunStore)> {
@@ -109,10 +181,12 @@ pub(crate) fn run(args: &RunArgs, registry: &Registry, store_dir: &Path) -> anyh
         selection,
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
     };
+    check_selection_cached(&executor, &pipeline, &graph, &options)?;
     let report = executor
         .run(&pipeline, &graph, &options, &printer, &cancel)
         .with_context(|| format!("failed to run pipeline {}", pipeline.name))?;
     summary(&printer, &report);
+    print_final_metrics(&printer, &runs, &report.run_id, &graph);
 
     Ok(match report.status {
         RunStatus::Succeeded => 0,
@@ -142,6 +216,21 @@ pub(crate) fn plan(args: &PlanArgs, registry: &Registry, store_dir: &Path) -> an
     let (pipeline, graph) = load(&args.pipeline, registry)?;
     let selection = selection(&args.selection);
     check_selection(&selection, &pipeline)?;
+    if !store_dir.join("runs.db").exists() {
+        // Planning must not create a store: with none, everything runs.
+        outln!(
+            "Plan for pipeline {} ({}):",
+            pipeline.name,
+            pipeline.file.display()
+        );
+        for step in graph.topological_order() {
+            outln!(
+                "  run     {step}  no cached result (the store {} does not exist yet)",
+                store_dir.display()
+            );
+        }
+        return Ok(0);
+    }
     let (artifacts, runs) = open_stores(store_dir)?;
     let executor = Executor {
         registry,
@@ -152,7 +241,7 @@ pub(crate) fn plan(args: &PlanArgs, registry: &Registry, store_dir: &Path) -> an
     };
     let entries = executor.plan(&pipeline, &graph, args.selection.no_cache, &selection)?;
 
-    println!(
+    outln!(
         "Plan for pipeline {} ({}):",
         pipeline.name,
         pipeline.file.display()
@@ -173,7 +262,7 @@ pub(crate) fn plan(args: &PlanArgs, registry: &Registry, store_dir: &Path) -> an
             PlanStatus::Run(_) | PlanStatus::Unavailable => format!("  {}", entry.describe()),
             _ => String::new(),
         };
-        println!("  {word:<7} {:<width$}{detail}", entry.id);
+        outln!("  {word:<7} {:<width$}{detail}", entry.id);
     }
     Ok(if unavailable { EXIT_FAILED } else { 0 })
 }
@@ -184,35 +273,41 @@ pub(crate) fn graph(args: &GraphArgs, registry: &Registry) -> anyhow::Result<u8>
         GraphFormat::Mermaid => graph.to_mermaid(&pipeline),
         GraphFormat::Dot => graph.to_dot(&pipeline),
     };
-    print!("{text}");
+    outln!("{}", text.trim_end());
     Ok(0)
 }
 
 pub(crate) fn list_steps(registry: &Registry) {
     for registered in registry.iter() {
         let signature = registered.signature();
-        println!("{}  {}", signature.name, signature.doc);
+        outln!("{}  {}", signature.name, signature.doc);
         for param in &signature.params {
             let default = match &param.default {
                 Some(value) => format!(" = {value}"),
                 None => " (required)".to_string(),
             };
-            println!(
+            outln!(
                 "    param  {}: {}{default}  {}",
-                param.name, param.ty, param.doc
+                param.name,
+                param.ty,
+                param.doc
             );
         }
         for input in &signature.inputs {
             let optional = if input.optional { " (optional)" } else { "" };
-            println!(
+            outln!(
                 "    input  {}: {}{optional}  {}",
-                input.name, input.kind, input.doc
+                input.name,
+                input.kind,
+                input.doc
             );
         }
         for output in &signature.outputs {
-            println!(
+            outln!(
                 "    output {}: {}  {}",
-                output.name, output.kind, output.doc
+                output.name,
+                output.kind,
+                output.doc
             );
         }
     }

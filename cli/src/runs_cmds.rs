@@ -2,6 +2,7 @@
 //! store, as tables for people or JSON for scripts.
 
 use crate::args::{RunsArgs, RunsCommand};
+use crate::output::outln;
 use anyhow::Context;
 use flowrun_engine::param::format_float;
 use flowrun_engine::runstore::{RunDetail, RunStore, RunSummary};
@@ -16,6 +17,7 @@ pub(crate) fn runs(args: &RunsArgs, store_dir: &Path) -> anyhow::Result<u8> {
         );
     }
     let store = RunStore::open(&path)?;
+    flowrun_engine::executor::mark_dead_runs(&store, store_dir);
     match &args.command {
         None => list(&store, args.limit, args.json),
         Some(RunsCommand::Show { id, json }) => show(&store, id, *json || args.json),
@@ -25,19 +27,26 @@ pub(crate) fn runs(args: &RunsArgs, store_dir: &Path) -> anyhow::Result<u8> {
 fn list(store: &RunStore, limit: usize, json: bool) -> anyhow::Result<u8> {
     let runs = store.list_runs(limit)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        outln!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(0);
+    }
+    if runs.is_empty() && limit == 0 {
         return Ok(0);
     }
     if runs.is_empty() {
-        println!("No runs recorded yet.");
+        outln!("No runs recorded yet.");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<22} {:<20} {:<12} {:<21} {:>9}",
-        "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"
+        "RUN",
+        "PIPELINE",
+        "STATUS",
+        "STARTED",
+        "DURATION"
     );
     for run in &runs {
-        println!(
+        outln!(
             "{:<22} {:<20} {:<12} {:<21} {:>9}",
             run.id,
             run.pipeline,
@@ -65,7 +74,7 @@ fn show(store: &RunStore, id: &str, json: bool) -> anyhow::Result<u8> {
         .get_run(id)
         .with_context(|| format!("failed to show run `{id}`"))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&detail)?);
+        outln!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(0);
     }
     print_detail(&detail);
@@ -74,25 +83,25 @@ fn show(store: &RunStore, id: &str, json: bool) -> anyhow::Result<u8> {
 
 fn print_detail(detail: &RunDetail) {
     let run = &detail.run;
-    println!("Run {}  {}  {}", run.id, run.pipeline, run.status.as_str());
-    println!("  file: {}", run.pipeline_file);
-    println!(
+    outln!("Run {}  {}  {}", run.id, run.pipeline, run.status.as_str());
+    outln!("  file: {}", run.pipeline_file);
+    outln!(
         "  started: {}  duration: {}",
         short_time(&run.started_at),
         duration(run)
     );
     if !detail.params.is_empty() {
-        println!("Parameters:");
+        outln!("Parameters:");
         for (name, value) in &detail.params {
-            println!("  {name} = {value}");
+            outln!("  {name} = {value}");
         }
     }
-    println!("Steps:");
+    outln!("Steps:");
     for step in &detail.steps {
         let ms = step
             .duration_ms
             .map_or("-".to_string(), |ms| format!("{:.2}s", ms as f64 / 1000.0));
-        println!(
+        outln!(
             "  {:<24} {:<10} {:>8}  uses {}",
             step.step_id,
             step.status.as_str(),
@@ -100,35 +109,38 @@ fn print_detail(detail: &RunDetail) {
             step.step_name
         );
         if let Some(reason) = &step.miss_reason {
-            println!("      reason: {reason}");
+            outln!("      reason: {reason}");
         }
         if let Some(error) = &step.error {
-            println!("      error: {error}");
+            outln!("      error: {error}");
         }
         for (name, value) in &step.params {
-            println!("      param  {name} = {value}");
+            outln!("      param  {name} = {value}");
         }
         for metric in &step.metrics {
-            println!(
+            outln!(
                 "      metric {} = {}",
                 metric.key,
                 format_float(metric.value)
             );
         }
         for (key, value) in &step.tags {
-            println!("      tag    {key} = {value}");
+            outln!("      tag    {key} = {value}");
         }
         for input in &step.inputs {
-            println!(
+            outln!(
                 "      input  {} <- {}",
                 input.input,
                 &input.hash[..12.min(input.hash.len())]
             );
         }
         for output in &step.outputs {
-            println!(
+            outln!(
                 "      output {} -> {} ({}, {} bytes)",
-                output.output, output.artifact.path, output.artifact.kind, output.artifact.size
+                output.output,
+                output.artifact.path,
+                output.artifact.kind,
+                output.artifact.size
             );
         }
     }

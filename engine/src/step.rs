@@ -35,6 +35,9 @@ pub struct ParamSpec {
     /// For path parameters: the contents of the file or folder enter the
     /// step's cache key, so that changed data re-runs the step.
     pub hash_contents: bool,
+    /// For int and float parameters: the inclusive range of valid values,
+    /// checked when the pipeline is validated, before anything runs.
+    pub range: Option<(f64, f64)>,
 }
 
 impl ParamSpec {
@@ -47,6 +50,7 @@ impl ParamSpec {
             choices: None,
             doc: doc.to_string(),
             hash_contents: false,
+            range: None,
         }
     }
 
@@ -63,6 +67,33 @@ impl ParamSpec {
     pub fn hash_contents(mut self) -> Self {
         self.hash_contents = true;
         self
+    }
+
+    /// Restricts an int or float parameter to `min..=max`. NaN is outside
+    /// every range.
+    pub fn with_range(mut self, min: f64, max: f64) -> Self {
+        self.range = Some((min, max));
+        self
+    }
+
+    /// Checks a typed value against the declared range. Returns a sentence
+    /// for the error message when it is outside.
+    pub fn check_range(&self, value: &ParamValue) -> Result<(), String> {
+        let (Some((min, max)), Some(number)) = (self.range, value.as_f64()) else {
+            return Ok(());
+        };
+        if number >= min && number <= max {
+            return Ok(());
+        }
+        let show = |x: f64| match self.ty {
+            ParamType::Int => format!("{}", x as i64),
+            _ => crate::param::format_float(x),
+        };
+        Err(format!(
+            "must be between {} and {}, but it is {value}",
+            show(min),
+            show(max)
+        ))
     }
 
     /// Restricts a string parameter to a fixed set of values.

@@ -54,12 +54,15 @@ impl MakeTable {
     fn new() -> Self {
         MakeTable(
             StepSignature::new("make_table", "generate a table of a given size")
-                .param(ParamSpec::optional(
-                    "rows",
-                    ParamType::Int,
-                    ParamValue::Int(10),
-                    "number of rows",
-                ))
+                .param(
+                    ParamSpec::optional(
+                        "rows",
+                        ParamType::Int,
+                        ParamValue::Int(10),
+                        "number of rows",
+                    )
+                    .with_range(0.0, 50_000_000.0),
+                )
                 .param(ParamSpec::optional(
                     "scale",
                     ParamType::Float,

@@ -23,12 +23,15 @@ impl Sleep {
         Sleep(
             StepSignature::new("sleep", "sleep, checking for cancellation")
                 .optional_input("in", ArtifactKind::Json, "ignored")
-                .param(ParamSpec::optional(
-                    "seconds",
-                    ParamType::Float,
-                    ParamValue::Float(1.0),
-                    "how long to sleep, in seconds",
-                ))
+                .param(
+                    ParamSpec::optional(
+                        "seconds",
+                        ParamType::Float,
+                        ParamValue::Float(1.0),
+                        "how long to sleep, in seconds",
+                    )
+                    .with_range(0.0, 86_400.0),
+                )
                 .param(crate::trace_param())
                 .output("out", ArtifactKind::Json, "{\"slept\": seconds}"),
         )

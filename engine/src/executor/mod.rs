@@ -51,6 +51,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The largest thread pool a run uses, whatever `--jobs` asks for.
+pub const MAX_JOBS: usize = 256;
+
 /// Which steps of a pipeline a run executes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Selection {
@@ -379,37 +382,12 @@ impl<'a> Executor<'a> {
         })
     }
 
-    /// Marks runs whose process died (their run lock is free) as
-    /// interrupted, so that no run stays `running` forever after `kill -9`.
     fn mark_dead_runs(&self) {
-        let Ok(running) = self.runs.running_runs() else {
-            return;
-        };
-        for run in running {
-            let path = self.run_lock_path(&run.id);
-            let free = match File::options()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-            {
-                Ok(file) => file.try_lock().is_ok(),
-                Err(_) => true,
-            };
-            if free {
-                tracing::warn!(run = %run.id, "marking run as interrupted: its process is gone");
-                if let Err(error) = self.runs.mark_interrupted(&run.id) {
-                    tracing::warn!(run = %run.id, %error, "failed to mark run as interrupted");
-                }
-                let _ = std::fs::remove_file(&path);
-            }
-        }
+        mark_dead_runs(self.runs, self.store_dir);
     }
 
     fn run_lock_path(&self, run_id: &str) -> PathBuf {
-        self.store_dir
-            .join("locks")
-            .join(format!("run-{run_id}.lock"))
+        run_lock_path(self.store_dir, run_id)
     }
 
     /// Takes the lock that tells later processes this run is alive; the
@@ -426,6 +404,39 @@ impl<'a> Executor<'a> {
         file.lock().map_err(lock_error)?;
         Ok(RunLock { file, path })
     }
+}
+
+/// Marks runs whose process died (their run lock is free) as interrupted,
+/// so that no run stays `running` after `kill -9` or an abort. Runs as each
+/// run starts and before `flowrun runs` lists runs; failures are logged,
+/// since a stale status must not stop a run.
+pub fn mark_dead_runs(runs: &RunStore, store_dir: &Path) {
+    let Ok(running) = runs.running_runs() else {
+        return;
+    };
+    for run in running {
+        let path = run_lock_path(store_dir, &run.id);
+        let free = match File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+        {
+            Ok(file) => file.try_lock().is_ok(),
+            Err(_) => true,
+        };
+        if free {
+            tracing::info!(run = %run.id, "marking run as interrupted: its process is gone");
+            if let Err(error) = runs.mark_interrupted(&run.id) {
+                tracing::warn!(run = %run.id, %error, "failed to mark run as interrupted");
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+fn run_lock_path(store_dir: &Path, run_id: &str) -> PathBuf {
+    store_dir.join("locks").join(format!("run-{run_id}.lock"))
 }
 
 struct RunLock {
@@ -527,8 +538,15 @@ enum Slot {
 /// reports in topological order.
 fn schedule(shared: &Shared<'_>) -> Result<Vec<StepReport>, ExecError> {
     let nodes = &shared.nodes;
+    // More threads than steps cannot run more steps at once, and a huge
+    // --jobs would only spawn idle threads.
+    let threads = shared
+        .options
+        .jobs
+        .clamp(1, MAX_JOBS)
+        .min(nodes.len().max(1));
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(shared.options.jobs.max(1))
+        .num_threads(threads)
         .thread_name(|i| format!("flowrun-step-{i}"))
         .build()
         .expect("failed to start the step thread pool");
@@ -664,7 +682,7 @@ fn finish(
 fn skip_downstream(
     shared: &Shared<'_>,
     failed: usize,
-    failed_id: &str,
+    reason: &str,
     slots: &mut [Slot],
     pending: &mut [usize],
     reports: &mut [Option<StepReport>],
@@ -674,10 +692,7 @@ fn skip_downstream(
         if slots[i] != Slot::Waiting {
             continue;
         }
-        let report = skipped(
-            &shared.nodes[i],
-            format!("upstream step {failed_id} failed"),
-        );
+        let report = skipped(&shared.nodes[i], reason.to_string());
         shared.record_skipped(i, &report)?;
         finish(shared, i, report, slots, pending, reports);
         stack.extend(shared.nodes[i].downstream.iter().copied());

@@ -581,7 +581,7 @@ fn attempt_loop(
             error: &error,
             delay: step.retry_delay,
         });
-        tracing::warn!(attempt, %error, "attempt {attempt} of {allowed} failed; retrying in {:?}", step.retry_delay);
+        tracing::debug!(attempt, %error, "attempt {attempt} of {allowed} failed; retrying");
         sleep_unless_cancelled(step.retry_delay, shared);
         attempt += 1;
     }

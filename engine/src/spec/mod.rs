@@ -304,7 +304,7 @@ fn resolve(
             diagnostics.error(
                 Pos::from_saphyr(merged.root, &name.referenced),
                 format!("pipeline name `{}` is invalid", name.value),
-                Some("use only lowercase letters, digits, `_` and `-`".to_string()),
+                Some("use only lowercase ASCII letters, digits, `_` and `-`".to_string()),
             );
             name.value.clone()
         }

@@ -113,7 +113,7 @@ fn resolve_one(
         diagnostics.error(
             entry.key_pos(),
             format!("parameter name `{name}` is invalid"),
-            Some("use only letters, digits, `_` and `-`".to_string()),
+            Some("use only ASCII letters, digits, `_` and `-`".to_string()),
         );
         return None;
     }

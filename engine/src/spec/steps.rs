@@ -108,7 +108,7 @@ impl Resolver<'_, '_, '_> {
             self.diagnostics.error(
                 entry.key_pos(),
                 format!("step id `{id}` is invalid"),
-                Some("use only letters, digits, `_` and `-`; a `.` separates a step id from an output name".to_string()),
+                Some("use only ASCII letters, digits, `_` and `-`; a `.` separates a step id from an output name".to_string()),
             );
         }
 
@@ -218,6 +218,14 @@ impl Resolver<'_, '_, '_> {
                 continue;
             };
             match params::typed_override(item, spec.ty, spec.choices.as_deref()) {
+                Ok(value) if spec.check_range(&value).is_err() => {
+                    let reason = spec.check_range(&value).unwrap_err();
+                    self.diagnostics.push(SpecError::new(format!(
+                        "`{}` sets parameter `{}` of step `{id}`, which {reason}",
+                        item.as_written(),
+                        item.name
+                    )));
+                }
                 Ok(value) => {
                     tracing::debug!(step = %id, parameter = %item.name, value = %value, "applied --set override");
                     given.insert(item.name.clone());
@@ -335,6 +343,18 @@ impl Resolver<'_, '_, '_> {
                     spec.name
                 ),
                 Some(choices_help(text, choices)),
+            );
+            return None;
+        }
+        if let Err(reason) = spec.check_range(&typed) {
+            let source = whole_reference
+                .map(|name| format!(" (from `${{{name}}}`)"))
+                .unwrap_or_default();
+            self.diagnostics.error(
+                pos,
+                format!("parameter `{}` of step `{id}` {reason}{source}", spec.name),
+                Some(format!("`{}` ({}): {}", spec.name, spec.ty, spec.doc))
+                    .filter(|_| !spec.doc.is_empty()),
             );
             return None;
         }
