@@ -8,8 +8,9 @@ CARGO ?= cargo
 build:
 	$(CARGO) build --release
 
-run: build
-	./target/release/flowrun pipelines/training.yaml
+# `cargo run` finds the binary wherever CARGO_TARGET_DIR points.
+run:
+	$(CARGO) run --release --bin flowrun -- pipelines/training.yaml
 
 test:
 	$(CARGO) test --workspace

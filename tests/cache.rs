@@ -476,3 +476,17 @@ fn changed_data_file_reruns_reader() {
     assert_eq!(metric(&project, "count", "lines"), 3.0);
     assert_eq!(project.trace("t"), vec!["count", "count"]);
 }
+
+#[test]
+fn missing_data_path_is_invalid_input() {
+    let project = Project::new();
+    project.write(
+        "p.yaml",
+        "name: data\nsteps:\n  count:\n    uses: count_lines\n    params: {path: no/such/file.txt}\n",
+    );
+    let out = project.run(&["run", "p.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("no/such/file.txt"), "{}", out.all());
+    assert!(out.stderr.contains("does not exist"), "{}", out.all());
+    assert!(!project.store().exists(), "nothing written\n{}", out.all());
+}

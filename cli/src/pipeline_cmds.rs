@@ -78,6 +78,41 @@ fn check_selection(selection: &Selection, pipeline: &Pipeline) -> anyhow::Result
     Ok(())
 }
 
+/// Checks that the data paths steps read (path parameters whose contents
+/// enter the cache key) exist, so that a mistyped `data_dir` is an invalid
+/// input (exit 2) rather than a failure halfway through a run.
+fn check_data_paths(pipeline: &Pipeline, registry: &Registry) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for step in &pipeline.steps {
+        let Some(registered) = registry.get(&step.uses) else {
+            continue;
+        };
+        for spec in registered
+            .signature()
+            .params
+            .iter()
+            .filter(|p| p.hash_contents)
+        {
+            let Some(path) = step.params.get(&spec.name).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if !Path::new(path).exists() {
+                missing.push(format!(
+                    "error: parameter `{}` of step `{}` names `{path}`, which does not exist\n  = help: relative paths are resolved against the working directory {}",
+                    spec.name,
+                    step.id,
+                    std::env::current_dir().map_or("?".to_string(), |d| d.display().to_string())
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("{}", missing.join("\n"));
+    Err(Exit(EXIT_INVALID).into())
+}
+
 /// With `--from` or `--only`, checks before the run starts that every step
 /// outside the selection that a selected step needs is in the cache, and
 /// exits with 2 otherwise, so that nothing runs and no run is recorded.
@@ -157,6 +192,7 @@ fn open_stores(store_dir: &Path) -> anyhow::Result<(LocalStore, RunStore)> {
 
 pub(crate) fn run(args: &RunArgs, registry: &Registry, store_dir: &Path) -> anyhow::Result<u8> {
     let (pipeline, graph) = load(&args.pipeline, registry)?;
+    check_data_paths(&pipeline, registry)?;
     let selection = selection(&args.selection);
     check_selection(&selection, &pipeline)?;
     let (artifacts, runs) = open_stores(store_dir)?;

@@ -21,6 +21,10 @@ fn full_data() -> Option<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(
+    flowrun_no_full_data,
+    ignore = "needs the full Olist data in ../shared/data/olist"
+)]
 fn full_data_join_count() {
     let Some(dir) = full_data() else { return };
     let ingested = ingest(&dir, "utf-8").unwrap();
@@ -47,6 +51,10 @@ fn full_data_join_count() {
 }
 
 #[test]
+#[cfg_attr(
+    flowrun_no_full_data,
+    ignore = "needs the full Olist data in ../shared/data/olist"
+)]
 fn full_data_group_split() {
     let Some(dir) = full_data() else { return };
     let orders = ingest(&dir, "utf-8").unwrap().orders;
