@@ -38,6 +38,12 @@ pub(crate) enum Command {
     Steps,
     /// List recorded runs, or show one.
     Runs(RunsArgs),
+    /// Serve the production model over HTTP, or control the store's server
+    /// (`serve stop`, `serve status`).
+    Serve(ServeArgs),
+    /// List registered models and versions, or change which version is in
+    /// production.
+    Models(ModelsArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by several commands.
@@ -140,7 +146,131 @@ pub(crate) enum RunsCommand {
     },
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "plan", "graph", "steps", "runs", "help"];
+/// `flowrun serve`: the server's settings, or a subcommand that controls
+/// the store's running server.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct ServeArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<ServeCommand>,
+
+    /// Address to listen on. Use 0.0.0.0 to accept other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+
+    /// Port to listen on; 0 picks a free port (see `flowrun serve status`).
+    #[arg(long, default_value_t = flowrun_engine::server::DEFAULT_PORT)]
+    pub(crate) port: u16,
+
+    /// Registered model whose production version is served.
+    #[arg(long, default_value = flowrun_engine::server::DEFAULT_MODEL)]
+    pub(crate) model: String,
+
+    /// Largest batch /invocations accepts, in rows; larger ones get 413.
+    #[arg(long, value_name = "ROWS", default_value_t = flowrun_engine::server::DEFAULT_MAX_ROWS,
+          value_parser = parse_positive)]
+    pub(crate) max_rows: usize,
+
+    /// Run in the background: write the log to STORE/server/server.log and
+    /// return once the server responds.
+    #[arg(long)]
+    pub(crate) daemon: bool,
+
+    /// How often the server checks the registry for a new production
+    /// version, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub(crate) poll_interval_ms: u64,
+
+    /// How long shutdown waits for requests in flight, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub(crate) shutdown_timeout: u64,
+
+    /// Worker threads; defaults to the number of CPU cores.
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub(crate) workers: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServeCommand {
+    /// Stop the store's server: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait for requests in flight before SIGKILL.
+        #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+        timeout: u64,
+    },
+    /// Show whether a server runs for the store, its pid, port and model
+    /// version. Exits with 3 when none runs.
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a positive integer")),
+    }
+}
+
+/// `flowrun models`: the model registry.
+#[derive(Debug, Args)]
+pub(crate) struct ModelsArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<ModelsCommand>,
+
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum StageArg {
+    Staging,
+    Production,
+    Archived,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ModelsCommand {
+    /// Move a version to a stage. Promoting to production archives the
+    /// current production version and makes a running server load the new
+    /// one; if it cannot, the promotion is undone.
+    Promote {
+        /// The registered model name.
+        name: String,
+        /// The version number.
+        version: i64,
+        /// The stage to move it to.
+        #[arg(value_enum)]
+        stage: StageArg,
+        /// Why, recorded in the stage history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Put the version that was in production before the current one back
+    /// in production, and make a running server load it.
+    Rollback {
+        /// The registered model name.
+        name: String,
+        /// Why, recorded in the stage history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Show a model's stage changes: who, when and why.
+    History {
+        /// The registered model name.
+        name: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "run", "plan", "graph", "steps", "runs", "serve", "models", "help",
+];
 
 /// Lets `flowrun FILE ...` mean `flowrun run FILE ...`: when the first
 /// argument that is not a global option is neither a subcommand nor a flag,

@@ -8,9 +8,11 @@
 //! or written), 130 cancelled by Ctrl-C.
 
 mod args;
+mod models_cmds;
 mod output;
 mod pipeline_cmds;
 mod runs_cmds;
+mod serve_cmds;
 
 use anyhow::Context;
 use args::{Cli, Command};
@@ -47,6 +49,10 @@ pub fn main(registry: Registry) -> ExitCode {
             return ExitCode::from(if error.use_stderr() { EXIT_INVALID } else { 0 });
         }
     };
+    let _server_log = match &cli.command {
+        Command::Serve(serve) => serve_cmds::init_logging(serve, cli.verbose, cli.quiet),
+        _ => None,
+    };
     output::init_logging(cli.verbose, cli.quiet);
 
     match run_command(cli, &registry) {
@@ -77,5 +83,7 @@ fn run_command(cli: Cli, registry: &Registry) -> anyhow::Result<u8> {
         Command::Runs(runs) => {
             runs_cmds::runs(&runs, &store_dir).context("failed to read the run store")
         }
+        Command::Serve(serve) => serve_cmds::serve(&serve, registry, &store_dir),
+        Command::Models(models) => models_cmds::models(&models, &store_dir),
     }
 }

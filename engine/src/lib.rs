@@ -27,6 +27,7 @@ pub mod param;
 pub mod predict;
 pub mod registry;
 pub mod runstore;
+pub mod server;
 pub mod spec;
 pub mod step;
 

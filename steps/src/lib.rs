@@ -7,6 +7,7 @@
 flowrun_engine::include_fingerprints!();
 
 pub mod clean;
+pub mod deploy;
 pub mod evaluate;
 pub mod ingest;
 pub mod models;
@@ -21,4 +22,5 @@ pub fn register_all(registry: &mut Registry) {
     train::register(registry);
     evaluate::register(registry);
     models::register_flavors(registry);
+    deploy::register(registry);
 }
