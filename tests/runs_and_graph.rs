@@ -132,3 +132,34 @@ fn store_flag_and_env_choose_the_store() {
     assert!(project.path().join("from-env/runs.db").exists());
     assert!(!project.store().exists());
 }
+
+#[test]
+fn quiet_run_prints_nothing() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    let out = project.run(&["-q", "run", "p.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.stderr, "", "{}", out.all());
+    assert_eq!(out.stdout, "", "{}", out.all());
+}
+
+#[test]
+fn closed_stdout_pipe_is_not_an_error() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    for _ in 0..3 {
+        assert_eq!(project.run(&["run", "p.yaml", "--no-cache"]).code, 0);
+    }
+    let mut child = project
+        .command(&["runs"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before flowrun writes.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

@@ -8,7 +8,12 @@ use std::path::PathBuf;
 /// Declarative ML pipelines: validate a YAML pipeline, run it as a parallel
 /// DAG with a content-addressed cache, and record every run.
 #[derive(Debug, Parser)]
-#[command(name = "flowrun", version, about, long_about = None)]
+#[command(
+    name = "flowrun",
+    version,
+    about = "Declarative ML pipelines: validate a YAML pipeline, run it as a parallel cached DAG, record every run, and serve the models it trains.",
+    long_about = None
+)]
 pub(crate) struct Cli {
     /// Store directory for artifacts, cache entries and the run database.
     #[arg(long, global = true, env = "FLOWRUN_STORE", default_value = ".flowrun")]

@@ -73,16 +73,14 @@ fn run_command(cli: Cli, registry: &Registry) -> anyhow::Result<u8> {
     let store_dir = std::path::absolute(&cli.store)
         .with_context(|| format!("invalid store directory {}", cli.store.display()))?;
     match cli.command {
-        Command::Run(run) => pipeline_cmds::run(&run, registry, &store_dir),
+        Command::Run(run) => pipeline_cmds::run(&run, registry, &store_dir, cli.quiet),
         Command::Plan(plan) => pipeline_cmds::plan(&plan, registry, &store_dir),
         Command::Graph(graph) => pipeline_cmds::graph(&graph, registry),
         Command::Steps => {
             pipeline_cmds::list_steps(registry);
             Ok(0)
         }
-        Command::Runs(runs) => {
-            runs_cmds::runs(&runs, &store_dir).context("failed to read the run store")
-        }
+        Command::Runs(runs) => runs_cmds::runs(&runs, &store_dir),
         Command::Serve(serve) => serve_cmds::serve(&serve, registry, &store_dir),
         Command::Models(models) => models_cmds::models(&models, &store_dir),
     }

@@ -5,6 +5,7 @@
 //! production. This module never talks to the server or writes SQL itself.
 
 use crate::args::{ModelsArgs, ModelsCommand, StageArg};
+use crate::output::outln;
 use anyhow::Context;
 use flowrun_engine::runstore::{ModelVersionInfo, RunStore, Stage};
 use flowrun_engine::server::deploy::{self, PromoteOutcome, ServerPolicy, ServerReport};
@@ -73,19 +74,25 @@ fn list(runs: &RunStore, json: bool) -> anyhow::Result<u8> {
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "models": models }))?
         );
         return Ok(0);
     }
     if versions.is_empty() {
-        println!("No models registered yet; the deployment pipeline registers them.");
+        outln!("No models registered yet; the deployment pipeline registers them.");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<24} {:>7}  {:<10} {:>10}  {:<18} {:<22} {:<19}",
-        "MODEL", "VERSION", "STAGE", "MSE", "FLAVOR", "RUN", "REGISTERED"
+        "MODEL",
+        "VERSION",
+        "STAGE",
+        "MSE",
+        "FLAVOR",
+        "RUN",
+        "REGISTERED"
     );
     for version in &versions {
         let v = &version.version;
@@ -94,7 +101,7 @@ fn list(runs: &RunStore, json: bool) -> anyhow::Result<u8> {
             .get("mse")
             .and_then(|m| m.as_f64())
             .map_or("-".to_string(), |m| format!("{:.4}", m));
-        println!(
+        outln!(
             "{:<24} {:>7}  {:<10} {:>10}  {:<18} {:<22} {:<19}",
             v.model,
             v.version,
@@ -143,9 +150,9 @@ fn promote(
 
     let current = runs.production_version(name)?.map(|v| v.version);
     runs.set_stage(name, version, stage, &reason)?;
-    println!("Model {name} version {version} is now in {stage}.");
+    outln!("Model {name} version {version} is now in {stage}.");
     if current == Some(version) {
-        println!(
+        outln!(
             "It was the production version: the model has no production version now, and a \
              running server keeps serving version {version} until another one is promoted."
         );
@@ -160,18 +167,19 @@ fn print_outcome(outcome: &PromoteOutcome) {
         }
         _ => String::new(),
     };
-    println!(
+    outln!(
         "Model {} version {} is in production{previous}.",
-        outcome.model, outcome.version
+        outcome.model,
+        outcome.version
     );
     match &outcome.server {
         ServerReport::Serving {
             pid, port, version, ..
-        } => println!("The server (pid {pid}, port {port}) serves version {version}."),
-        ServerReport::NotRunning => println!(
-            "No server is running; `flowrun serve --daemon` serves the production version."
-        ),
-        ServerReport::NotNotified { reason } => println!(
+        } => outln!("The server (pid {pid}, port {port}) serves version {version}."),
+        ServerReport::NotRunning => {
+            outln!("No server is running; `flowrun serve --daemon` serves the production version.")
+        }
+        ServerReport::NotNotified { reason } => outln!(
             "The server was not notified ({reason}); it picks up the change at its next registry poll."
         ),
     }
@@ -180,19 +188,23 @@ fn print_outcome(outcome: &PromoteOutcome) {
 fn history(runs: &RunStore, name: &str, json: bool) -> anyhow::Result<u8> {
     let transitions = runs.stage_history(name)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&transitions)?);
+        outln!("{}", serde_json::to_string_pretty(&transitions)?);
         return Ok(0);
     }
     if transitions.is_empty() {
-        println!("Model {name} has no stage changes.");
+        outln!("Model {name} has no stage changes.");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<19} {:>7}  {:<10} {:<10} {:<12} REASON",
-        "AT", "VERSION", "FROM", "TO", "BY"
+        "AT",
+        "VERSION",
+        "FROM",
+        "TO",
+        "BY"
     );
     for t in &transitions {
-        println!(
+        outln!(
             "{:<19} {:>7}  {:<10} {:<10} {:<12} {}",
             t.at.replace('T', " ").chars().take(19).collect::<String>(),
             t.version,

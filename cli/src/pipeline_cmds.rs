@@ -190,7 +190,12 @@ fn open_stores(store_dir: &Path) -> anyhow::Result<(LocalStore, RunStore)> {
     Ok((artifacts, runs))
 }
 
-pub(crate) fn run(args: &RunArgs, registry: &Registry, store_dir: &Path) -> anyhow::Result<u8> {
+pub(crate) fn run(
+    args: &RunArgs,
+    registry: &Registry,
+    store_dir: &Path,
+    quiet: bool,
+) -> anyhow::Result<u8> {
     let (pipeline, graph) = load(&args.pipeline, registry)?;
     check_data_paths(&pipeline, registry)?;
     let selection = selection(&args.selection);
@@ -199,7 +204,7 @@ pub(crate) fn run(args: &RunArgs, registry: &Registry, store_dir: &Path) -> anyh
 
     let cancel = CancelToken::new();
     install_ctrl_c(&cancel);
-    let printer = Printer::new(false);
+    let printer = Printer::new(quiet);
     let executor = Executor {
         registry,
         artifacts: &artifacts,

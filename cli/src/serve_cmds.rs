@@ -5,6 +5,7 @@
 //! and prints what happened. It never reads the registry or a model.
 
 use crate::args::{ServeArgs, ServeCommand};
+use crate::output::outln;
 use anyhow::Context;
 use flowrun_engine::Registry;
 use flowrun_engine::server::client::Client;
@@ -192,7 +193,7 @@ fn start_daemon(args: &ServeArgs, store_dir: &Path) -> anyhow::Result<u8> {
     let config = config(args, store_dir);
     let info = daemon::start(&exe, &config, Duration::from_secs(60))?;
     let log = ServerFiles::new(store_dir).log_path();
-    println!(
+    outln!(
         "Server started: pid {}, http://{}:{} serving model {} (log: {})",
         info.pid,
         info.host,
@@ -205,16 +206,16 @@ fn start_daemon(args: &ServeArgs, store_dir: &Path) -> anyhow::Result<u8> {
 
 fn stop(store_dir: &Path, timeout: u64) -> anyhow::Result<u8> {
     match daemon::stop(store_dir, Duration::from_secs(timeout))? {
-        StopOutcome::Stopped { pid, forced: false } => println!("Server pid {pid} stopped."),
+        StopOutcome::Stopped { pid, forced: false } => outln!("Server pid {pid} stopped."),
         StopOutcome::Stopped { pid, forced: true } => {
-            println!("Server pid {pid} killed: it did not stop within {timeout} s of SIGTERM.")
+            outln!("Server pid {pid} killed: it did not stop within {timeout} s of SIGTERM.")
         }
         StopOutcome::NotRunning {
             stale_pid: Some(pid),
         } => {
-            println!("No server running; removed the stale pid file of pid {pid}.")
+            outln!("No server running; removed the stale pid file of pid {pid}.")
         }
-        StopOutcome::NotRunning { stale_pid: None } => println!("No server running."),
+        StopOutcome::NotRunning { stale_pid: None } => outln!("No server running."),
     }
     Ok(0)
 }
@@ -251,7 +252,7 @@ fn status(store_dir: &Path, json: bool) -> anyhow::Result<u8> {
         ),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(code);
     }
     match status {
@@ -261,7 +262,7 @@ fn status(store_dir: &Path, json: bool) -> anyhow::Result<u8> {
                 None if report["responding"] == true => "no version loaded".to_string(),
                 None => "not responding".to_string(),
             };
-            println!(
+            outln!(
                 "Server running: pid {}, {} serving model {} ({version}), since {}",
                 info.pid,
                 report["url"].as_str().unwrap_or_default(),
@@ -269,13 +270,13 @@ fn status(store_dir: &Path, json: bool) -> anyhow::Result<u8> {
                 info.started_at
             );
         }
-        ServerStatus::Starting => println!("Server starting."),
+        ServerStatus::Starting => outln!("Server starting."),
         ServerStatus::Stopped {
             stale_pid: Some(pid),
-        } => println!(
+        } => outln!(
             "No server running (a stale pid file names pid {pid}; the next start or `flowrun serve stop` removes it)."
         ),
-        ServerStatus::Stopped { stale_pid: None } => println!("No server running."),
+        ServerStatus::Stopped { stale_pid: None } => outln!("No server running."),
     }
     Ok(code)
 }
