@@ -12,7 +12,9 @@
 //! 4. [`executor`] runs the graph on a rayon pool, taking cached results from
 //!    the artifact store where the key matches.
 //! 5. [`runstore`] records runs, steps, parameters, metrics and lineage in
-//!    SQLite.
+//!    SQLite, and keeps the model registry.
+//! 6. [`server`] serves the production version of a registered model over
+//!    HTTP and swaps in new versions without dropping a request.
 //!
 //! The engine never depends on a crate of domain steps: steps implement
 //! [`Step`] and are added to a [`Registry`] by the binary that wires them in.
