@@ -1,16 +1,23 @@
 //! Runs ingest_data, clean_data, train_model and evaluation on a folder of
 //! Olist CSV files and prints the test MSE and the time of each stage, for
-//! choosing hyperparameter defaults and checking accuracy targets:
+//! choosing features and hyperparameter defaults and checking accuracy
+//! targets:
 //!
 //! ```text
 //! cargo build --release -p flowrun-steps --example train_full
 //! target/release/examples/train_full ../shared/data/olist order_time group \
-//!     gradient_boosting [name=value ...]
+//!     gradient_boosting [seeds=42,43,44] [drop=column,...] [name=value ...]
 //! ```
 //!
-//! Every `name=value` after the model sets a train_model parameter (for
-//! example `iterations=400` or `tuning_trials=8`). The steps run as the
-//! engine runs them, through their `Step::run` with a standalone context.
+//! `seeds=` runs clean_data and train_model once per seed (the seed sets
+//! the split and training) after a single ingest, and prints the MSE of each
+//! and their mean. `drop=` removes feature columns from x_train and x_test
+//! before training, to measure what a feature adds. Every other
+//! `name=value` sets a train_model parameter (for example `iterations=400`
+//! or `tuning_trials=8`). The steps run as the engine runs them, through
+//! their `Step::run` with a standalone context. With `SINGLE_ROW` set in
+//! the environment, it also times one-row predictions as the server makes
+//! them.
 //!
 //! The data is the Brazilian E-Commerce Public Dataset by Olist, licensed
 //! CC BY-NC-SA 4.0.
@@ -105,25 +112,78 @@ fn single_row_micros(model: &Model, x_test: &Table) -> Result<f64, Failure> {
 
 fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, feature_set, split, model, overrides @ ..] = args.as_slice() else {
+    let [dir, feature_set, split, model, rest @ ..] = args.as_slice() else {
         return Err(
             "usage: train_full <data dir> <feature set> <split> <model> [name=value ...]".into(),
         );
     };
+    let mut seeds = vec![42u64];
+    let mut dropped: Vec<String> = Vec::new();
+    let mut overrides = Vec::new();
+    for item in rest {
+        if let Some(list) = item.strip_prefix("seeds=") {
+            seeds = list.split(',').map(str::parse).collect::<Result<_, _>>()?;
+        } else if let Some(list) = item.strip_prefix("drop=") {
+            dropped = list.split(',').map(str::to_string).collect();
+        } else {
+            overrides.push(item.clone());
+        }
+    }
 
     let started = Instant::now();
     let ingested = ingest(Path::new(dir), "utf-8")?;
     let ingest_seconds = started.elapsed().as_secs_f64();
+    println!("seconds: ingest {ingest_seconds:.2}");
+    let mut mses = Vec::new();
+    for seed in seeds {
+        let mut overrides = overrides.clone();
+        overrides.push(format!("seed={seed}"));
+        let mse = run_seed(
+            &ingested.orders,
+            feature_set,
+            split,
+            model,
+            seed,
+            &overrides,
+            &dropped,
+        )?;
+        mses.push(mse);
+    }
+    let mean = mses.iter().sum::<f64>() / mses.len() as f64;
+    let text: Vec<String> = mses.iter().map(|m| format!("{m:.4}")).collect();
+    println!("mse per seed: {} mean {mean:.4}", text.join(" "));
+    Ok(())
+}
 
+fn drop_columns(table: Table, dropped: &[String]) -> Result<Table, Failure> {
+    let kept = table
+        .into_columns()
+        .into_iter()
+        .filter(|c| !dropped.contains(&c.name))
+        .collect();
+    Ok(Table::new(kept)?)
+}
+
+fn run_seed(
+    orders: &Table,
+    feature_set: &str,
+    split: &str,
+    model: &str,
+    seed: u64,
+    overrides: &[String],
+    dropped: &[String],
+) -> Result<f64, Failure> {
     let started = Instant::now();
     let options = CleanOptions {
         feature_set: FeatureSet::parse(feature_set)?,
         split: SplitKind::parse(split)?,
+        seed,
         ..CleanOptions::default()
     };
-    let cleaned = clean(&ingested.orders, &options)?;
-    drop(ingested);
+    let cleaned = clean(orders, &options)?;
     let clean_seconds = started.elapsed().as_secs_f64();
+    let x_train = drop_columns(cleaned.x_train, dropped)?;
+    let x_test = drop_columns(cleaned.x_test, dropped)?;
 
     let started = Instant::now();
     let cpu_before_train = cpu_seconds();
@@ -133,10 +193,7 @@ fn main() -> Result<(), Failure> {
     let train_params = params(trainer.signature(), &overrides)?;
     let y_train = Arc::new(Artifact::Table(cleaned.y_train));
     let inputs = BTreeMap::from([
-        (
-            "x_train".to_string(),
-            Arc::new(Artifact::Table(cleaned.x_train)),
-        ),
+        ("x_train".to_string(), Arc::new(Artifact::Table(x_train))),
         ("y_train".to_string(), y_train.clone()),
     ]);
     let mut trained = run_step(&trainer, &train_params, inputs)?;
@@ -152,12 +209,10 @@ fn main() -> Result<(), Failure> {
     }
     if let Artifact::Model(m) = &model_artifact {
         println!("payload: {} bytes", m.payload.len());
-    }
-
-    let x_test = cleaned.x_test;
-    if let Artifact::Model(model) = &model_artifact {
-        let per_row = single_row_micros(model, &x_test)?;
-        println!("single-row predict: {per_row:.2} us per request (one thread)");
+        if std::env::var_os("SINGLE_ROW").is_some() {
+            let per_row = single_row_micros(m, &x_test)?;
+            println!("single-row predict: {per_row:.2} us per request (one thread)");
+        }
     }
 
     let started = Instant::now();
@@ -173,8 +228,10 @@ fn main() -> Result<(), Failure> {
     let evaluated = run_step(&Evaluation::new(), &BTreeMap::new(), inputs)?;
     let evaluate_seconds = started.elapsed().as_secs_f64();
 
+    let mut mse = f64::NAN;
     if let Some(Artifact::Json(metrics)) = evaluated.get("metrics") {
         println!("metrics: {metrics}");
+        mse = metrics["mse"].as_f64().unwrap_or(f64::NAN);
     }
     if let Some(Artifact::Table(importance)) = evaluated.get("feature_importance") {
         let names = importance.utf8_column("feature")?;
@@ -182,14 +239,14 @@ fn main() -> Result<(), Failure> {
         let top: Vec<String> = names
             .iter()
             .zip(shares)
-            .take(8)
+            .take(12)
             .map(|(n, s)| format!("{}={s:.3}", n.as_deref().unwrap_or("?")))
             .collect();
         println!("top features: {}", top.join(" "));
     }
     println!(
-        "seconds: ingest {ingest_seconds:.2}, clean {clean_seconds:.2}, train {train_seconds:.2} \
+        "seed {seed}: clean {clean_seconds:.2}, train {train_seconds:.2} \
          (CPU {train_cpu_seconds:.2}), evaluate {evaluate_seconds:.2}"
     );
-    Ok(())
+    Ok(mse)
 }

@@ -1,11 +1,16 @@
 //! clean_data on synthetic `orders` tables: feature sets, derived values,
-//! fill values from the training part, the two splits and input errors.
+//! fill values from the training part, the two splits, input errors, and
+//! that nothing of the test part reaches a model trained on the output.
 
-use flowrun_artifacts::{Artifact, Column, ColumnData, Table};
+use flowrun_artifacts::{Artifact, Column, ColumnData, FeatureKind, Model, Table};
 use flowrun_engine::{CancelToken, ParamValue, Step, StepContext};
 use flowrun_steps::clean::{
     BASIC_FEATURES, CleanData, CleanError, CleanOptions, Cleaned, FeatureSet, SplitKind,
     UNKNOWN_LEVEL, clean,
+};
+use flowrun_steps::models::gradient_boosting::BoostingParams;
+use flowrun_steps::models::{
+    self, Hyperparameters, TargetEncoding, TrainingData, Unmonitored, ValidationSplit,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -160,8 +165,8 @@ fn feature_sets_have_their_columns() {
 
     for (set, count) in [
         (FeatureSet::Basic, 12),
-        (FeatureSet::OrderTime, 23),
-        (FeatureSet::PostDelivery, 27),
+        (FeatureSet::OrderTime, 25),
+        (FeatureSet::PostDelivery, 29),
     ] {
         let cleaned = clean(&orders, &options(set, SplitKind::Group)).unwrap();
         for x in [&cleaned.x_train, &cleaned.x_test] {
@@ -248,6 +253,11 @@ fn order_time_values_derived() {
     assert_eq!(feature_of(&cleaned, "order-000", "purchase_month"), 10.0);
     assert_eq!(feature_of(&cleaned, "order-000", "purchase_weekday"), 0.0);
     assert_eq!(feature_of(&cleaned, "order-002", "purchase_weekday"), 2.0);
+    assert_eq!(
+        feature_of(&cleaned, "order-002", "purchase_timestamp"),
+        MONDAY + 2.0 * DAY
+    );
+    assert_eq!(level_of(&cleaned, "order-000", "seller_id"), "s1");
     assert_eq!(level_of(&cleaned, "order-000", "product_category"), "art");
     assert_eq!(
         level_of(&cleaned, "order-001", "product_category"),
@@ -577,4 +587,80 @@ fn step_rejects_bad_parameters() {
         error.contains("test_size must be greater than 0 and less than 1, got 1.5"),
         "{error}"
     );
+}
+
+/// Cleans `orders` into order_time features with a group split, and trains
+/// gradient boosting with `seller_id` encoded by its mean target on the
+/// training part.
+fn train_on(orders: &Table) -> (Model, Vec<String>) {
+    let cleaned = clean(orders, &options(FeatureSet::OrderTime, SplitKind::Group)).unwrap();
+    let data = TrainingData {
+        x: &cleaned.x_train,
+        y: cleaned.y_train.f64_column("review_score").unwrap(),
+        groups: Some(cleaned.y_train.utf8_column("order_id").unwrap()),
+    };
+    let encoding = TargetEncoding {
+        columns: vec!["seller_id".to_string()],
+        smoothing: 2.0,
+        folds: 3,
+        split: ValidationSplit::Group,
+    };
+    let params = Hyperparameters::GradientBoosting(BoostingParams {
+        iterations: 20,
+        min_leaf_weight: 2.0,
+        ..BoostingParams::default()
+    });
+    let model = models::train_with(&data, &encoding, &params, 42, &Unmonitored)
+        .unwrap()
+        .to_model("review_score")
+        .unwrap();
+    (model, order_ids(&cleaned.y_test))
+}
+
+#[test]
+fn test_part_never_reaches_model() {
+    const SELLERS: [&str; 5] = ["s1", "s2", "s3", "s4", "s5"];
+    let rows: Vec<Row> = many_orders(80)
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| Row {
+            seller: SELLERS[i % SELLERS.len()],
+            ..row
+        })
+        .collect();
+    let (model, test_orders) = train_on(&table(&rows));
+    assert!(
+        matches!(&model.features.iter().find(|f| f.name == "seller_id").unwrap().kind,
+            FeatureKind::Categorical { levels } if levels.len() == SELLERS.len()),
+        "seller_id should be encoded from its 5 training levels"
+    );
+
+    // New scores and sellers in the test part leave the model as it was.
+    let changed_test: Vec<Row> = rows
+        .iter()
+        .map(|row| {
+            if test_orders.contains(&row.order_id) {
+                Row {
+                    score: 6.0 - row.score,
+                    seller: "s9",
+                    ..row.clone()
+                }
+            } else {
+                row.clone()
+            }
+        })
+        .collect();
+    let (unchanged, _) = train_on(&table(&changed_test));
+    assert_eq!(unchanged.payload, model.payload);
+    assert_eq!(unchanged.info, model.info);
+
+    // A new score in the training part changes it, so the check can fail.
+    let mut changed_train = rows.clone();
+    let train_row = rows
+        .iter()
+        .position(|row| !test_orders.contains(&row.order_id))
+        .unwrap();
+    changed_train[train_row].score = 6.0 - rows[train_row].score;
+    let (changed, _) = train_on(&table(&changed_train));
+    assert_ne!(changed.payload, model.payload);
 }

@@ -361,3 +361,93 @@ fn corrupt_payload_rejected() {
         Ok(_) => panic!("half a payload decoded"),
     }
 }
+
+/// Builds a table with a `seller` column of 60 levels, each with its own
+/// effect on the target, with the target and the orders (two rows each).
+fn sellers(rows: usize, seed: u64) -> (Table, Vec<f64>, Vec<Option<String>>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut seller = Vec::with_capacity(rows);
+    let mut x1 = Vec::with_capacity(rows);
+    let mut y = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let level = rng.random_range(0..60);
+        let a: f64 = rng.random_range(0.0..1.0);
+        y.push(f64::from(level % 5) + a + rng.random_range(-0.3..0.3));
+        seller.push(Some(format!("seller{level:02}")));
+        x1.push(a);
+    }
+    let orders = (0..rows).map(|i| Some(format!("order{}", i / 2))).collect();
+    let table = Table::new(vec![
+        Column::new("x1", ColumnData::Float64(x1)),
+        Column::new("seller", ColumnData::Utf8(seller)),
+    ])
+    .unwrap();
+    (table, y, orders)
+}
+
+#[test]
+fn target_encoded_level_learned() {
+    let (x, y, orders) = sellers(3000, 5);
+    let (x_test, y_test, _) = sellers(1000, 6);
+    let mean = y.iter().sum::<f64>() / y.len() as f64;
+    let baseline = mse(&vec![mean; y_test.len()], &y_test);
+    let data = models::TrainingData {
+        x: &x,
+        y: &y,
+        groups: Some(&orders),
+    };
+    let encoding = models::TargetEncoding {
+        columns: vec!["seller".to_string()],
+        smoothing: 10.0,
+        folds: 5,
+        split: models::ValidationSplit::Group,
+    };
+    for family in Family::ALL {
+        let trained =
+            models::train_with(&data, &encoding, &quick(family), 42, &Unmonitored).unwrap();
+        let model = trained.to_model("review_score").unwrap();
+        let predictor = load(&model);
+        let error = mse(&predictor.predict(&x_test).unwrap(), &y_test);
+        assert!(
+            error < 0.3 * baseline,
+            "{family}: test MSE {error} against baseline {baseline}"
+        );
+
+        // An unseen seller predicts as one with the mean score.
+        let unseen = single_row(vec![
+            ("x1", ColumnData::Float64(vec![0.5])),
+            ("seller", ColumnData::Utf8(vec![Some("new seller".into())])),
+        ]);
+        let prediction = predict_one(predictor.as_ref(), &unseen);
+        assert!(
+            (prediction - mean).abs() < 1.0,
+            "{family}: {prediction} against mean {mean}"
+        );
+    }
+}
+
+#[test]
+fn grouped_target_encoding_needs_orders() {
+    let (x, y, _) = sellers(100, 7);
+    let data = models::TrainingData {
+        x: &x,
+        y: &y,
+        groups: None,
+    };
+    let encoding = models::TargetEncoding {
+        columns: vec!["seller".to_string()],
+        smoothing: 10.0,
+        folds: 5,
+        split: models::ValidationSplit::Group,
+    };
+    let params = quick(Family::GradientBoosting);
+    let error = models::train_with(&data, &encoding, &params, 1, &Unmonitored)
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("`order_id`"), "{error}");
+    let by_rows = models::TargetEncoding {
+        split: models::ValidationSplit::Random,
+        ..encoding
+    };
+    assert!(models::train_with(&data, &by_rows, &params, 1, &Unmonitored).is_ok());
+}

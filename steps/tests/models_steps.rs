@@ -459,3 +459,79 @@ fn evaluation_zero_test_rows_rejected() {
     ));
     assert!(error.to_string().contains("no test rows"), "{error}");
 }
+
+#[test]
+fn model_info_has_feature_docs() {
+    let ran = run(
+        &TrainModel::new(),
+        &[("iterations", ParamValue::Int(5))],
+        train_inputs(30),
+        &CancelToken::new(),
+    );
+    let outputs = ran.outputs.unwrap();
+    let Some(Artifact::Model(model)) = outputs.get("model") else {
+        panic!("no model output: {:?}", outputs.keys());
+    };
+    let docs = &model.info["feature_docs"];
+    assert_eq!(docs["price"]["label"], "Item price");
+    assert_eq!(docs["price"]["unit"], "BRL");
+    assert!(
+        docs["price"]["help"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty())
+    );
+    // `status` is no feature of clean_data, so it has no documentation.
+    assert!(docs.get("status").is_none(), "{docs}");
+    assert_eq!(model.info["validation_split"], "group");
+    // x_train has none of the default target-encoded columns.
+    assert_eq!(
+        model.info["target_encoding"]["columns"],
+        serde_json::json!([])
+    );
+}
+
+fn tune_with_split(split: &str, y_has_orders: bool) -> Ran {
+    let (x, y) = training_tables(120);
+    let y = if y_has_orders {
+        y
+    } else {
+        Table::new(vec![y.column("review_score").unwrap().clone()]).unwrap()
+    };
+    run(
+        &TrainModel::new(),
+        &[
+            ("iterations", ParamValue::Int(15)),
+            ("tuning_trials", ParamValue::Int(2)),
+            ("validation_split", ParamValue::String(split.into())),
+        ],
+        vec![
+            ("x_train", Artifact::Table(x)),
+            ("y_train", Artifact::Table(y)),
+        ],
+        &CancelToken::new(),
+    )
+}
+
+#[test]
+fn random_validation_split_needs_no_orders() {
+    let ran = tune_with_split("random", false);
+    assert!(ran.outputs.is_ok(), "{:?}", ran.outputs.err());
+    assert!(metric(&ran, "val_mse").is_some());
+}
+
+#[test]
+fn validation_split_changes_holdout() {
+    let random = tuning_output(&tune_with_split("random", true));
+    let group = tuning_output(&tune_with_split("group", true));
+    assert_eq!(random[0]["params"], group[0]["params"]);
+    assert_ne!(
+        random[0]["val_mse"], group[0]["val_mse"],
+        "the same trial should be scored on other rows"
+    );
+}
+
+#[test]
+fn unknown_validation_split_rejected() {
+    let error = failure(tune_with_split("by_customer", true));
+    assert!(error.to_string().contains("random or group"), "{error}");
+}

@@ -21,8 +21,10 @@
 //! with 0 and logged as a warning, since no median exists.
 //!
 //! The step never reads files and never looks at the test part's values
-//! when choosing fill values.
+//! when choosing fill values. The label, unit and help text of every
+//! feature, which `train_model` copies into each model, are in [`docs`].
 
+pub mod docs;
 mod error;
 mod features;
 mod split;

@@ -162,7 +162,7 @@ pub fn train(
     let mut width = 1;
     for (j, feature) in encoder.features.iter().enumerate() {
         match &feature.encoding {
-            Encoding::Numeric { .. } => {
+            Encoding::Numeric { .. } | Encoding::TargetMean { .. } => {
                 let (mean, scale) = mean_and_scale(x.column(j));
                 layout.push(Layout::Numeric {
                     column: width,
@@ -171,6 +171,10 @@ pub fn train(
                 });
                 width += 1;
             }
+            // NOTE: each parallel task accumulates a dense width x width
+            // matrix, so a column of thousands of levels (seller_id without
+            // target encoding) costs gigabytes. Encode such columns by
+            // their target instead.
             Encoding::Categorical { levels, .. } => {
                 layout.push(Layout::Categorical { offset: width });
                 width += levels.len();
@@ -213,7 +217,10 @@ pub fn train(
                     weights: w.rows(*offset, levels.len()).iter().copied().collect(),
                 }
             }
-            (Layout::Categorical { .. }, Encoding::Numeric { .. }) => {
+            (
+                Layout::Categorical { .. },
+                Encoding::Numeric { .. } | Encoding::TargetMean { .. },
+            ) => {
                 unreachable!("layout follows the encoding")
             }
         })

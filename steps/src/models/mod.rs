@@ -6,7 +6,9 @@
 //!
 //! 1. [`encoding::FeatureEncoder::fit`] turns the training table into a dense
 //!    numeric matrix (medians for missing numbers, frequency-ordered codes
-//!    for string levels) and records the per-feature statistics.
+//!    for string levels, out-of-fold mean targets for the columns of a
+//!    [`TargetEncoding`], with folds from [`validation`]) and records the
+//!    per-feature statistics.
 //! 2. The family's `train` fits on that matrix, calling a [`Monitor`] once
 //!    per tree or iteration so that progress shows and cancellation works.
 //! 3. [`TrainedModel::to_model`] serializes the encoder and the fitted model
@@ -25,8 +27,9 @@ pub mod gradient_boosting;
 pub mod linear_regression;
 pub mod random_forest;
 pub mod tuning;
+pub mod validation;
 
-use encoding::{FeatureEncoder, FeatureStats, RowEncoder};
+use encoding::{FeatureEncoder, FeatureStats, RowEncoder, TargetFolds};
 use flowrun_artifacts::{Model, Table};
 use flowrun_engine::predict::{PredictError, Predictor};
 use flowrun_engine::{Registry, StepError};
@@ -35,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::fmt;
+pub use validation::ValidationSplit;
 
 /// The version of the payload layout; a loader rejects any other.
 const PAYLOAD_FORMAT: u32 = 1;
@@ -122,15 +126,24 @@ pub enum ModelError {
         /// The valid names, comma-separated.
         valid: String,
     },
-    /// Too few orders to hold some out for tuning.
+    /// Too few orders or rows to hold some out for tuning.
     #[error(
-        "tuning needs at least 2 distinct orders in y_train to hold some out for validation, \
-         found {orders}; set tuning_trials to 0 or train on more data"
+        "tuning needs at least 2 {unit} in the training data to hold some out for \
+         validation, found {orders}; set tuning_trials to 0 or train on more data"
     )]
     TooFewGroups {
-        /// Distinct orders found.
+        /// Distinct orders (or rows) found.
         orders: usize,
+        /// `orders` for a grouped validation split, `rows` for a random one.
+        unit: &'static str,
     },
+    /// A grouped validation split without order keys.
+    #[error(
+        "validation_split is group, which holds rows out order by order, but y_train has no \
+         `order_id` column; connect the y_train output of clean_data or set \
+         validation_split to random"
+    )]
+    MissingGroups,
     /// The learner failed.
     #[error("training failed: {0}")]
     Training(String),
@@ -345,7 +358,44 @@ struct Payload<M> {
     model: M,
 }
 
-/// Fits a model of the family of `params` on features `x` and target `y`.
+/// The training rows: features, target and each row's order.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingData<'a> {
+    /// The features.
+    pub x: &'a Table,
+    /// The target, one value per row of `x`.
+    pub y: &'a [f64],
+    /// The order of each row, or `None` when rows have no order key.
+    pub groups: Option<&'a [Option<String>]>,
+}
+
+/// The mean-target encoding of categorical features, fitted out of fold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetEncoding {
+    /// The categorical columns to encode; columns that `x` lacks are skipped.
+    pub columns: Vec<String>,
+    /// The prior weight in rows (see [`encoding::TargetFolds::smoothing`]).
+    pub smoothing: f64,
+    /// The number of folds for the training rows' values.
+    pub folds: usize,
+    /// Whether folds keep each order's rows together.
+    pub split: ValidationSplit,
+}
+
+impl TargetEncoding {
+    /// Returns settings that encode no column by its target.
+    pub fn none() -> Self {
+        TargetEncoding {
+            columns: Vec::new(),
+            smoothing: 0.0,
+            folds: 1,
+            split: ValidationSplit::Group,
+        }
+    }
+}
+
+/// Fits a model of the family of `params` on features `x` and target `y`,
+/// with no target encoding.
 pub fn train(
     x: &Table,
     y: &[f64],
@@ -353,6 +403,20 @@ pub fn train(
     seed: u64,
     monitor: &dyn Monitor,
 ) -> Result<TrainedModel, ModelError> {
+    let data = TrainingData { x, y, groups: None };
+    train_with(&data, &TargetEncoding::none(), params, seed, monitor)
+}
+
+/// Fits a model of the family of `params` on `data`, encoding the columns
+/// of `target_encoding` by their out-of-fold mean target.
+pub fn train_with(
+    data: &TrainingData<'_>,
+    target_encoding: &TargetEncoding,
+    params: &Hyperparameters,
+    seed: u64,
+    monitor: &dyn Monitor,
+) -> Result<TrainedModel, ModelError> {
+    let TrainingData { x, y, groups } = *data;
     params.validate()?;
     if x.num_rows() == 0 {
         return Err(ModelError::NoTrainingRows);
@@ -371,7 +435,30 @@ pub fn train(
         });
     }
 
-    let (encoder, matrix, stats) = FeatureEncoder::fit(x)?;
+    let encoded: Vec<String> = target_encoding
+        .columns
+        .iter()
+        .filter(|name| x.column(name).is_some())
+        .cloned()
+        .collect();
+    let folds = if encoded.is_empty() {
+        None
+    } else {
+        Some(TargetFolds {
+            y,
+            fold_of_row: validation::assign_folds(
+                x.num_rows(),
+                groups,
+                target_encoding.split,
+                target_encoding.folds,
+                seed,
+            )?,
+            folds: target_encoding.folds,
+            columns: &encoded,
+            smoothing: target_encoding.smoothing,
+        })
+    };
+    let (encoder, matrix, stats) = FeatureEncoder::fit(x, folds.as_ref())?;
     let fitted = match params {
         Hyperparameters::LinearRegression(p) => {
             Fitted::LinearRegression(linear_regression::train(p, &encoder, &matrix, y, monitor)?)

@@ -1,9 +1,9 @@
 //! Seeded random search over a family's main hyperparameters.
 //!
-//! The training rows are split by order into a fitting part and a
-//! validation part (a fifth of the orders), so that the rows of one order,
-//! which the join repeats once per item and payment, never sit on both
-//! sides and flatter the validation error. Trial 0 uses the given
+//! [`validation::holdout`] splits the training rows into a fitting part and
+//! a validation part of a fifth of the orders, or of the rows. It keeps
+//! orders whole, or not, as the pipeline's own train/test split does, for
+//! the reasons given in [`validation`]. Trial 0 uses the given
 //! hyperparameters; each later trial draws a variation with the family's
 //! `sample`. Trials train in parallel with rayon, and each is scored by the
 //! mean squared error of its predictions on the validation part.
@@ -12,16 +12,15 @@
 //! a search with the same seed, data and trial count gives the same trials
 //! and the same validation errors.
 
-use super::{Hyperparameters, ModelError, Monitor, train};
+use super::validation::{self, ValidationSplit};
+use super::{Hyperparameters, ModelError, Monitor, TargetEncoding, TrainingData, train_with};
 use flowrun_artifacts::{Column, ColumnData, Table};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde_json::json;
-use std::collections::BTreeMap;
 
-/// The share of orders held out for validation.
+/// The share of orders (or rows) held out for validation.
 const VALIDATION_SHARE: f64 = 0.2;
 
 /// One evaluated set of hyperparameters.
@@ -93,50 +92,6 @@ pub fn draw_trials(base: &Hyperparameters, trials: usize, seed: u64) -> Vec<Hype
         .collect()
 }
 
-/// Splits row indices into a fitting and a validation part by `groups`,
-/// holding out a fifth of the distinct groups. A row without a group is a
-/// group of its own.
-pub fn split_by_group(
-    groups: &[Option<String>],
-    seed: u64,
-) -> Result<(Vec<usize>, Vec<usize>), ModelError> {
-    let mut rows_of: BTreeMap<GroupKey<'_>, Vec<usize>> = BTreeMap::new();
-    for (i, group) in groups.iter().enumerate() {
-        let key = match group {
-            Some(name) => GroupKey::Named(name),
-            None => GroupKey::Row(i),
-        };
-        rows_of.entry(key).or_default().push(i);
-    }
-    if rows_of.len() < 2 {
-        return Err(ModelError::TooFewGroups {
-            orders: rows_of.len(),
-        });
-    }
-    let mut keys: Vec<&GroupKey<'_>> = rows_of.keys().collect();
-    keys.shuffle(&mut StdRng::seed_from_u64(seed));
-    let held_out =
-        ((keys.len() as f64 * VALIDATION_SHARE).round() as usize).clamp(1, keys.len() - 1);
-
-    let mut validation: Vec<usize> = keys[..held_out]
-        .iter()
-        .flat_map(|k| rows_of[*k].iter().copied())
-        .collect();
-    let mut fit: Vec<usize> = keys[held_out..]
-        .iter()
-        .flat_map(|k| rows_of[*k].iter().copied())
-        .collect();
-    validation.sort_unstable();
-    fit.sort_unstable();
-    Ok((fit, validation))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum GroupKey<'a> {
-    Named(&'a str),
-    Row(usize),
-}
-
 /// Returns a table of the rows `rows` of `table`, in that order.
 pub fn take_rows(table: &Table, rows: &[usize]) -> Table {
     let columns = table
@@ -157,32 +112,57 @@ pub fn take_rows(table: &Table, rows: &[usize]) -> Table {
     Table::new(columns).expect("rows taken from a valid table form a valid table")
 }
 
-/// Runs `trials` trials of random search around `base`, training each on the
-/// fitting part of `x` and scoring it on the validation part.
+/// The trials of a search and the rule that chooses the held-out rows.
+#[derive(Debug, Clone)]
+pub struct SearchPlan<'a> {
+    /// Trial 0's hyperparameters, and the family of every trial.
+    pub base: &'a Hyperparameters,
+    /// The number of trials.
+    pub trials: usize,
+    /// The rule that chooses the validation part.
+    pub split: ValidationSplit,
+    /// The target encoding every trial is trained with.
+    pub target_encoding: &'a TargetEncoding,
+    /// The seed of the split, the draws and every trial's training.
+    pub seed: u64,
+}
+
+/// Runs the trials of `plan`, training each on the fitting part of `data`
+/// and scoring it on the validation part.
 pub fn search(
-    x: &Table,
-    y: &[f64],
-    groups: &[Option<String>],
-    base: &Hyperparameters,
-    trials: usize,
-    seed: u64,
+    data: &TrainingData<'_>,
+    plan: &SearchPlan<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Search, ModelError> {
+    let TrainingData { x, y, groups } = *data;
     if x.num_rows() == 0 {
         return Err(ModelError::NoTrainingRows);
     }
-    let (fit, validation) = split_by_group(groups, seed)?;
+    let (fit, validation) = validation::holdout(
+        x.num_rows(),
+        groups,
+        plan.split,
+        VALIDATION_SHARE,
+        plan.seed,
+    )?;
     let x_fit = take_rows(x, &fit);
     let x_validation = take_rows(x, &validation);
     let y_fit: Vec<f64> = fit.iter().map(|&i| y[i]).collect();
     let y_validation: Vec<f64> = validation.iter().map(|&i| y[i]).collect();
-    let candidates = draw_trials(base, trials, seed);
+    let groups_fit: Option<Vec<Option<String>>> =
+        groups.map(|g| fit.iter().map(|&i| g[i].clone()).collect());
+    let fit_data = TrainingData {
+        x: &x_fit,
+        y: &y_fit,
+        groups: groups_fit.as_deref(),
+    };
+    let candidates = draw_trials(plan.base, plan.trials, plan.seed);
 
     let results: Vec<Trial> = candidates
         .into_par_iter()
         .enumerate()
         .map(|(index, params)| {
-            let model = train(&x_fit, &y_fit, &params, seed, monitor)?;
+            let model = train_with(&fit_data, plan.target_encoding, &params, plan.seed, monitor)?;
             let predictions = model
                 .predict(&x_validation)
                 .map_err(|e| ModelError::Training(format!("trial {index} cannot predict: {e}")))?;
@@ -218,28 +198,6 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_keeps_orders_whole() {
-        let groups: Vec<Option<String>> = (0..100).map(|i| Some(format!("o{}", i / 3))).collect();
-        let (fit, validation) = split_by_group(&groups, 9).unwrap();
-        assert_eq!(fit.len() + validation.len(), 100);
-        for v in &validation {
-            for f in &fit {
-                assert_ne!(groups[*v], groups[*f], "rows {v} and {f} share an order");
-            }
-        }
-        let orders: std::collections::BTreeSet<_> =
-            validation.iter().map(|&i| groups[i].clone()).collect();
-        assert_eq!(orders.len(), 7, "a fifth of 34 orders, rounded");
-    }
-
-    #[test]
-    fn split_needs_two_orders() {
-        let groups = vec![Some("a".to_string()); 5];
-        let error = split_by_group(&groups, 1).unwrap_err();
-        assert!(error.to_string().contains("found 1"), "{error}");
-    }
 
     #[test]
     fn take_rows_reorders() {
