@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
-/// What identifies an unchanged file without reading it.
+/// The file attributes that identify an unchanged file without reading it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Stamp {
     path: PathBuf,

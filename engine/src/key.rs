@@ -62,8 +62,8 @@ impl fmt::Display for CacheKey {
     }
 }
 
-/// Where an input came from and what it contained, as recorded for
-/// explaining later cache misses.
+/// The origin and content hash of an input, recorded to explain later
+/// cache misses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputDetail {
     /// The producing output, as `step.output`.
@@ -72,8 +72,8 @@ pub struct InputDetail {
     pub hash: ContentHash,
 }
 
-/// Everything that went into a key, kept in the run store so that the next
-/// run can say which part changed.
+/// Every input of a key, kept in the run store so that the next run can
+/// name the part that changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyDetail {
     /// The registered step name.
@@ -173,7 +173,7 @@ fn write_value(hasher: &mut blake3::Hasher, value: &ParamValue) {
     }
 }
 
-/// Why a step runs instead of being taken from cache.
+/// The reason a step runs instead of being taken from cache.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MissReason {
     /// No earlier run of this step in this pipeline, and no entry for its key.

@@ -51,10 +51,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The largest thread pool a run uses, whatever `--jobs` asks for.
+/// The maximum size of a run's thread pool, whatever `--jobs` requests.
 pub const MAX_JOBS: usize = 256;
 
-/// Which steps of a pipeline a run executes.
+/// The steps of a pipeline that a run executes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Selection {
     /// Every step.
@@ -66,7 +66,7 @@ pub enum Selection {
     Only(Vec<String>),
 }
 
-/// How a run executes.
+/// Options of a run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Size of the thread pool.
@@ -75,7 +75,7 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Never take a step from cache (results are still stored).
     pub no_cache: bool,
-    /// Which steps run; the others that they need are taken from cache.
+    /// The steps that run; the others that they need are taken from cache.
     pub selection: Selection,
     /// The command line, recorded with the run.
     pub command_line: String,
@@ -131,7 +131,7 @@ impl Outcome {
     }
 }
 
-/// What happened to one step.
+/// The outcome of one step, with its timing and reason.
 #[derive(Debug, Clone)]
 pub struct StepReport {
     /// The step id.
@@ -142,7 +142,7 @@ pub struct StepReport {
     pub duration: Duration,
     /// Attempts made (0 for cached and skipped steps).
     pub attempts: u32,
-    /// Why the step ran, or why it was skipped.
+    /// The reason the step ran, or was skipped.
     pub reason: Option<String>,
     /// The error of the last attempt, for failed steps.
     pub error: Option<String>,
@@ -166,7 +166,7 @@ pub enum Event<'a> {
     StepStarted {
         /// The step id.
         id: &'a str,
-        /// Why it runs.
+        /// The reason it runs.
         reason: &'a str,
     },
     /// A step waits for another process that computes the same key.
@@ -191,7 +191,7 @@ pub enum Event<'a> {
     Recomputing {
         /// The producing step id.
         id: &'a str,
-        /// Why the artifact could not be used.
+        /// The reason the artifact could not be used.
         reason: &'a str,
     },
     /// A step reached its final outcome.
@@ -258,9 +258,9 @@ pub enum ExecError {
 pub struct Executor<'a> {
     /// Registered steps.
     pub registry: &'a Registry,
-    /// Where artifacts and cache entries live.
+    /// The store of artifacts and cache entries.
     pub artifacts: &'a dyn ArtifactStore,
-    /// Where runs are recorded.
+    /// The run store.
     pub runs: &'a RunStore,
     /// The store directory, handed to steps.
     pub store_dir: &'a Path,
@@ -276,7 +276,7 @@ pub(crate) struct Done {
     pub(crate) outputs: BTreeMap<String, ArtifactRef>,
 }
 
-/// A step in the order the schedule sees it.
+/// A step in the schedule's topological order.
 pub(crate) struct Node<'p> {
     pub(crate) step: &'p crate::spec::PipelineStep,
     /// Indexes of upstream steps.
@@ -390,7 +390,7 @@ impl<'a> Executor<'a> {
         run_lock_path(self.store_dir, run_id)
     }
 
-    /// Takes the lock that tells later processes this run is alive; the
+    /// Takes the lock that marks this run as alive for later processes. The
     /// operating system releases it when the process dies.
     fn lock_run(&self, run_id: &str) -> Result<RunLock, ExecError> {
         let path = self.run_lock_path(run_id);
@@ -508,7 +508,7 @@ pub(crate) fn build_nodes<'p>(
     Ok(nodes)
 }
 
-/// Whether an unselected step is upstream of a selected one.
+/// Returns whether an unselected step is upstream of a selected one.
 fn needed_by_selection(node: &Node<'_>, nodes: &[Node<'_>]) -> bool {
     let mut stack: Vec<usize> = node.downstream.clone();
     let mut seen = BTreeSet::new();

@@ -8,7 +8,7 @@ use crate::spec::Pipeline;
 use flowrun_artifacts::ContentHash;
 use std::collections::{BTreeMap, HashMap};
 
-/// What a run would do with a step.
+/// The action a run would take for a step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanStatus {
     /// Taken from cache.
@@ -26,7 +26,7 @@ pub enum PlanStatus {
 pub struct PlanEntry {
     /// The step id.
     pub id: String,
-    /// What would happen.
+    /// The action.
     pub status: PlanStatus,
 }
 

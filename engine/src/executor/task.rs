@@ -13,9 +13,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Processes step `i` to its final outcome. Never panics on a step's
-/// failure: errors of the step, the stores and panics inside the step all
-/// become a `Failed` report.
+/// Processes step `i` to its final outcome. Errors of the step and the
+/// stores, and a panic inside the step, become a `Failed` report.
 pub(super) fn process(shared: &Shared<'_>, i: usize) -> StepReport {
     let started = Instant::now();
     let step = shared.nodes[i].step;
