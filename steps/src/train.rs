@@ -3,8 +3,9 @@
 //! search over the family's hyperparameters.
 //!
 //! The step reads its parameters and inputs, reports progress and checks for
-//! cancellation once per tree or iteration, and logs its metrics. It copies
-//! the documentation of each feature (`clean::docs`) into
+//! cancellation once per tree or iteration, and logs its metrics. It
+//! rejects fewer than [`MIN_TRAINING_ROWS`] training rows before fitting
+//! anything. It copies the documentation of each feature (`clean::docs`) into
 //! `Model.info["feature_docs"]`. The model families themselves live in
 //! [`crate::models`]; this module never fits or encodes anything itself.
 //!
@@ -25,9 +26,11 @@ use crate::clean::docs::docs_json;
 use crate::models::gradient_boosting::BoostingParams;
 use crate::models::linear_regression::LinearParams;
 use crate::models::random_forest::ForestParams;
+use crate::models::range::{ParamRange, SEED};
+use crate::models::validation::TARGET_ENCODING_FOLDS;
 use crate::models::{
-    self, Family, Hyperparameters, ModelError, Monitor, TargetEncoding, TrainingData,
-    ValidationSplit, tuning,
+    self, Family, Hyperparameters, ModelError, Monitor, TARGET_ENCODING_SMOOTHING, TargetEncoding,
+    TrainingData, ValidationSplit, tuning,
 };
 use flowrun_artifacts::{Artifact, ArtifactKind, ColumnData, Model, Table};
 use flowrun_engine::{
@@ -48,6 +51,23 @@ pub const DEFAULT_TARGET_ENCODED: [&str; 1] = ["seller_id"];
 
 const DEFAULT_SMOOTHING: f64 = 20.0;
 const DEFAULT_FOLDS: usize = 5;
+
+/// The minimum number of training rows that `train_model` accepts.
+///
+/// With fewer rows, training succeeds but the result means nothing. The
+/// five target-encoding folds and the tuning validation part get a handful
+/// of rows each, and clean_data cuts the test part from the same few
+/// orders, so its MSE and R² are noise. With two training rows, a run
+/// reported success with an R² of NaN.
+///
+/// NOTE: 20 is a judgment, not a measured threshold. The default gradient
+/// boosting (`min_leaf_weight` 80) still fits only its base score on fewer
+/// than 160 rows.
+pub const MIN_TRAINING_ROWS: usize = 20;
+
+/// The range of `tuning_trials`. Each trial trains a full model, so the
+/// bound keeps a typo from running for days.
+pub const TUNING_TRIALS: ParamRange = ParamRange::int("tuning_trials", 0, 1000);
 
 /// Registers `train_model`.
 pub fn register(registry: &mut Registry) {
@@ -101,15 +121,11 @@ impl TrainModel {
             )
             .with_choices(&Family::names()),
         )
-        .param(ParamSpec::optional(
-            "seed",
-            ParamType::Int,
+        .param(SEED.optional(
             ParamValue::Int(42),
             "seed of every random choice in training and tuning",
         ))
-        .param(ParamSpec::optional(
-            "tuning_trials",
-            ParamType::Int,
+        .param(TUNING_TRIALS.optional(
             ParamValue::Int(0),
             "random-search trials over the family's hyperparameters; 0 trains once with the parameters as set",
         ));
@@ -145,17 +161,13 @@ fn holdout_param_specs() -> Vec<ParamSpec> {
             ParamValue::List(default_columns),
             "categorical columns encoded by their out-of-fold mean review score; columns x_train lacks are skipped",
         ),
-        ParamSpec::optional(
-            "target_encoding_smoothing",
-            ParamType::Float,
+        TARGET_ENCODING_SMOOTHING.optional(
             ParamValue::Float(DEFAULT_SMOOTHING),
             "rows of prior weight that pull a level's mean score towards the overall mean",
         ),
-        ParamSpec::optional(
-            "target_encoding_folds",
-            ParamType::Int,
+        TARGET_ENCODING_FOLDS.optional(
             ParamValue::Int(DEFAULT_FOLDS as i64),
-            "folds for the out-of-fold target encoding of the training rows, at least 2",
+            "folds for the out-of-fold target encoding of the training rows",
         ),
     ]
 }
@@ -244,6 +256,34 @@ fn group_column(y: &Table) -> Result<Option<&[Option<String>]>, StepError> {
     }
 }
 
+/// Checks that `rows` training rows are enough for `train_model`: at least
+/// [`MIN_TRAINING_ROWS`].
+pub fn check_training_rows(rows: usize) -> Result<(), ModelError> {
+    match rows {
+        0 => Err(ModelError::NoTrainingRows),
+        rows if rows < MIN_TRAINING_ROWS => Err(ModelError::TooFewTrainingRows {
+            rows,
+            min: MIN_TRAINING_ROWS,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that a grouped split has the order ids it needs, before the row
+/// count, so that a wiring mistake is reported first.
+fn check_groups_present(
+    data: &TrainingData<'_>,
+    split: ValidationSplit,
+    trials: usize,
+    encoding: &TargetEncoding,
+) -> Result<(), ModelError> {
+    let holds_out = trials > 0 || encoding.columns.iter().any(|c| data.x.column(c).is_some());
+    if split == ValidationSplit::Group && data.groups.is_none() && holds_out {
+        return Err(ModelError::MissingGroups);
+    }
+    Ok(())
+}
+
 /// Reads the target-encoding parameters.
 fn target_encoding(
     ctx: &StepContext<'_>,
@@ -266,24 +306,8 @@ fn target_encoding(
             )));
         }
     };
-    let smoothing = ctx.param_f64("target_encoding_smoothing")?;
-    if !(smoothing >= 0.0 && smoothing.is_finite()) {
-        return Err(ModelError::InvalidHyperparameter {
-            name: "target_encoding_smoothing",
-            value: smoothing.to_string(),
-            expected: "a finite number of at least 0",
-        }
-        .into());
-    }
-    let folds = ctx.param_i64("target_encoding_folds")?;
-    let folds = usize::try_from(folds)
-        .ok()
-        .filter(|f| *f >= 2)
-        .ok_or_else(|| ModelError::InvalidHyperparameter {
-            name: "target_encoding_folds",
-            value: folds.to_string(),
-            expected: "a whole number of at least 2",
-        })?;
+    let smoothing = TARGET_ENCODING_SMOOTHING.read_f64(ctx)?;
+    let folds = TARGET_ENCODING_FOLDS.read_usize(ctx)?;
     Ok(TargetEncoding {
         columns,
         smoothing,
@@ -302,18 +326,13 @@ impl Step for TrainModel {
         let family = Family::parse(ctx.param_str("model")?)?;
         let requested = hyperparameters(ctx, family)?;
         requested.validate()?;
-        let seed = ctx.param_i64("seed")? as u64;
-        let trials = usize::try_from(ctx.param_i64("tuning_trials")?).map_err(|_| {
-            StepError::failed("invalid value for `tuning_trials`: expected 0 or more")
-        })?;
+        let seed = SEED.read_u64(ctx)?;
+        let trials = TUNING_TRIALS.read_usize(ctx)?;
         let split = ValidationSplit::parse(ctx.param_str("validation_split")?)?;
         let encoding = target_encoding(ctx, split)?;
         let x = ctx.input_table("x_train")?;
         let y_table = ctx.input_table("y_train")?;
         let y = target_column(y_table, "y_train")?;
-        if x.num_rows() == 0 {
-            return Err(ModelError::NoTrainingRows.into());
-        }
         for column in &encoding.columns {
             if x.column(column).is_none() {
                 tracing::debug!(
@@ -327,6 +346,8 @@ impl Step for TrainModel {
             y,
             groups: group_column(y_table)?,
         };
+        check_groups_present(&data, split, trials, &encoding)?;
+        check_training_rows(x.num_rows())?;
 
         let units = requested.work_units();
         let monitor = StepMonitor {
@@ -387,5 +408,146 @@ impl Step for TrainModel {
         Ok(StepOutputs::new()
             .with("model", Artifact::Model(model))
             .with("tuning", Artifact::Json(tuning_output)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowrun_artifacts::Column;
+    use flowrun_engine::CancelToken;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// `rows` training rows spread over `orders` orders, with a score that
+    /// grows with the price.
+    fn inputs(rows: usize, orders: usize) -> BTreeMap<String, Arc<Artifact>> {
+        let price: Vec<f64> = (0..rows).map(|i| (i % 17) as f64).collect();
+        let score: Vec<f64> = price.iter().map(|p| 1.0 + p / 4.0).collect();
+        let order_id = (0..rows)
+            .map(|i| Some(format!("o{}", i % orders)))
+            .collect();
+        let x = Table::new(vec![Column::new("price", ColumnData::Float64(price))]).unwrap();
+        let y = Table::new(vec![
+            Column::new("review_score", ColumnData::Float64(score)),
+            Column::new("order_id", ColumnData::Utf8(order_id)),
+        ])
+        .unwrap();
+        BTreeMap::from([
+            ("x_train".to_string(), Arc::new(Artifact::Table(x))),
+            ("y_train".to_string(), Arc::new(Artifact::Table(y))),
+        ])
+    }
+
+    /// Runs `train_model` with its defaults, 5 iterations and `overrides`.
+    fn train(
+        inputs: &BTreeMap<String, Arc<Artifact>>,
+        overrides: &[(&str, ParamValue)],
+    ) -> Result<StepOutputs, StepError> {
+        let step = TrainModel::new();
+        let mut params: BTreeMap<String, ParamValue> = step
+            .signature()
+            .params
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.default.clone()?)))
+            .collect();
+        params.insert("iterations".to_string(), ParamValue::Int(5));
+        for (name, value) in overrides {
+            params.insert(name.to_string(), value.clone());
+        }
+        let cancel = CancelToken::new();
+        let store = tempfile::tempdir().unwrap();
+        let ctx = StepContext::standalone("train_model", &params, inputs, &cancel, store.path());
+        step.run(&ctx)
+    }
+
+    fn failure(result: Result<StepOutputs, StepError>) -> String {
+        match result {
+            Ok(outputs) => panic!("training succeeded with {:?}", outputs.artifacts.keys()),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn two_rows_rejected() {
+        let message = failure(train(&inputs(2, 2), &[]));
+        assert!(
+            message.starts_with("too few training rows: 2; train_model needs at least 20"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn one_row_short_rejected() {
+        for model in Family::names() {
+            let model = ParamValue::String(model.to_string());
+            let message = failure(train(&inputs(19, 19), &[("model", model)]));
+            assert!(
+                message.starts_with("too few training rows: 19; train_model needs at least 20"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn minimum_rows_accepted() {
+        for model in Family::names() {
+            let model = ParamValue::String(model.to_string());
+            let outputs = train(&inputs(MIN_TRAINING_ROWS, 10), &[("model", model)]);
+            assert!(outputs.is_ok(), "{:?}", outputs.err());
+        }
+    }
+
+    #[test]
+    fn row_check_separates_zero() {
+        assert!(matches!(
+            check_training_rows(0),
+            Err(ModelError::NoTrainingRows)
+        ));
+        assert!(matches!(
+            check_training_rows(MIN_TRAINING_ROWS - 1),
+            Err(ModelError::TooFewTrainingRows { rows: 19, min: 20 })
+        ));
+        assert!(check_training_rows(MIN_TRAINING_ROWS).is_ok());
+    }
+
+    #[test]
+    fn tuning_without_validation_orders_rejected() {
+        // 40 rows, but only 2 orders: a fifth of them rounds to none.
+        let message = failure(train(
+            &inputs(40, 2),
+            &[("tuning_trials", ParamValue::Int(3))],
+        ));
+        assert!(message.contains("none of 2 orders"), "{message}");
+        assert!(message.contains("at least 3 orders"), "{message}");
+    }
+
+    #[test]
+    fn tuning_with_three_orders_runs() {
+        let outputs = train(&inputs(40, 3), &[("tuning_trials", ParamValue::Int(2))]).unwrap();
+        let Some(Artifact::Json(trials)) = outputs.artifacts.get("tuning") else {
+            panic!("no tuning output");
+        };
+        assert_eq!(trials.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn out_of_range_values_rejected_at_runtime() {
+        let cases = [
+            ("iterations", ParamValue::Int(100_000_000_000)),
+            ("iterations", ParamValue::Int(-5)),
+            ("learning_rate", ParamValue::Float(f64::NAN)),
+            ("max_depth", ParamValue::Int(0)),
+            ("tuning_trials", ParamValue::Int(-1)),
+            ("seed", ParamValue::Int(-1)),
+            ("target_encoding_folds", ParamValue::Int(1)),
+        ];
+        let step = TrainModel::new();
+        for (name, value) in cases {
+            let message = failure(train(&inputs(40, 10), &[(name, value.clone())]));
+            let spec = step.signature().find_param(name).unwrap();
+            let reason = spec.check_range(&value).unwrap_err();
+            assert_eq!(message, format!("parameter `{name}` {reason}"));
+        }
     }
 }

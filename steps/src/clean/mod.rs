@@ -33,12 +33,19 @@ pub use error::CleanError;
 pub use features::{BASIC_FEATURES, FeatureSet, ORDER_TIME_FEATURES, POST_DELIVERY_FEATURES};
 pub use split::SplitKind;
 
+use crate::models::range::{ParamRange, SEED};
 use features::{Feature, FeatureValues};
 use flowrun_artifacts::{Artifact, ArtifactKind, Column, ColumnData, Table};
 use flowrun_engine::{
     ParamSpec, ParamType, ParamValue, Registry, Step, StepContext, StepError, StepOutputs,
     StepSignature,
 };
+
+/// The declared range of the `test_size` parameter. The split itself
+/// handles any fraction above 0 and below 1 (see [`clean`]), but the step
+/// asks for at least 1% in each part, since a smaller part is more likely a
+/// typo than a plan.
+pub const TEST_SIZE: ParamRange = ParamRange::float("test_size", 0.01, 0.99);
 
 /// The level that stands for a missing categorical value.
 pub const UNKNOWN_LEVEL: &str = "unknown";
@@ -87,6 +94,9 @@ pub struct Cleaned {
 }
 
 /// Builds features from `orders`, drops unusable rows, splits and fills.
+///
+/// Fails with [`CleanError::InvalidTestSize`] unless `options.test_size` is
+/// above 0 and below 1.
 pub fn clean(orders: &Table, options: &CleanOptions) -> Result<Cleaned, CleanError> {
     if orders.num_rows() == 0 {
         return Err(CleanError::NoTrainingRows(
@@ -312,15 +322,11 @@ fn parameters() -> Vec<ParamSpec> {
             "group keeps each order on one side; random splits rows",
         )
         .with_choices(&SplitKind::NAMES),
-        ParamSpec::optional(
-            "test_size",
-            ParamType::Float,
+        TEST_SIZE.optional(
             ParamValue::Float(defaults.test_size),
-            "fraction of rows (random) or orders (group) in the test part, between 0 and 1",
+            "fraction of rows (random) or orders (group) in the test part",
         ),
-        ParamSpec::optional(
-            "seed",
-            ParamType::Int,
+        SEED.optional(
             ParamValue::Int(defaults.seed as i64),
             "seed of the shuffle; the same seed gives the same split",
         ),
@@ -342,9 +348,10 @@ impl Step for CleanData {
         let options = CleanOptions {
             feature_set: FeatureSet::parse(ctx.param_str("feature_set")?).map_err(failed)?,
             split: SplitKind::parse(ctx.param_str("split")?).map_err(failed)?,
+            // `clean` checks the fraction itself, against the wider range
+            // (0, 1) that the split can handle.
             test_size: ctx.param_f64("test_size")?,
-            // Any integer is a valid seed, and negative ones wrap around.
-            seed: ctx.param_i64("seed")? as u64,
+            seed: SEED.read_u64(ctx)?,
         };
         let orders = ctx.input_table("orders")?;
         ctx.check_cancelled()?;

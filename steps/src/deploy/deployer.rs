@@ -14,7 +14,8 @@
 //! state changes outside any pipeline. It never loads the model or binds a
 //! port itself; the server does both.
 
-use super::{DEFAULT_MODEL_NAME, open_runs, registry_error};
+use super::{DEFAULT_MODEL_NAME, MAX_BATCH_ROWS, PORT, open_runs, registry_error};
+use crate::models::range::ParamRange;
 use flowrun_artifacts::store::{ArtifactStore, LocalStore};
 use flowrun_artifacts::{Artifact, ArtifactKind};
 use flowrun_engine::runstore::{NewModelVersion, RunStore, StepStatus};
@@ -24,6 +25,9 @@ use flowrun_engine::{
     ParamSpec, ParamType, ParamValue, Step, StepContext, StepError, StepOutputs, StepSignature,
 };
 use serde_json::json;
+
+/// The range of `max_rows`.
+pub const MAX_ROWS: ParamRange = ParamRange::int("max_rows", 1, MAX_BATCH_ROWS);
 
 /// The `model_deployer` step.
 pub struct ModelDeployer {
@@ -67,15 +71,11 @@ impl ModelDeployer {
             ParamValue::String("127.0.0.1".to_string()),
             "address a server started by this step listens on",
         ))
-        .param(ParamSpec::optional(
-            "port",
-            ParamType::Int,
+        .param(PORT.optional(
             ParamValue::Int(i64::from(DEFAULT_PORT)),
-            "port a server started by this step listens on (0 picks a free one)",
+            "port a server started by this step listens on; 0 picks a free one",
         ))
-        .param(ParamSpec::optional(
-            "max_rows",
-            ParamType::Int,
+        .param(MAX_ROWS.optional(
             ParamValue::Int(DEFAULT_MAX_ROWS as i64),
             "largest batch, in rows, a server started by this step accepts",
         ))
@@ -206,17 +206,7 @@ fn serve_config(ctx: &StepContext<'_>) -> Result<ServeConfig, StepError> {
     let mut config = ServeConfig::new(ctx.store_dir().to_path_buf());
     config.model = ctx.param_str("model_name")?.to_string();
     config.host = ctx.param_str("host")?.to_string();
-    let port = ctx.param_i64("port")?;
-    config.port = u16::try_from(port)
-        .map_err(|_| StepError::failed(format!("parameter `port` is {port}; use 0 to 65535")))?;
-    let max_rows = ctx.param_i64("max_rows")?;
-    config.max_rows = usize::try_from(max_rows)
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| {
-            StepError::failed(format!(
-                "parameter `max_rows` is {max_rows}; use a positive number"
-            ))
-        })?;
+    config.port = PORT.read_int(ctx)?;
+    config.max_rows = MAX_ROWS.read_usize(ctx)?;
     Ok(config)
 }

@@ -18,6 +18,8 @@
 //! The step never loads a model: scoring is the server's work. It is not
 //! cached, because its result depends on the version being served.
 
+use super::{MAX_BATCH_ROWS, PORT};
+use crate::models::range::ParamRange;
 use flowrun_artifacts::{Artifact, ArtifactKind, Column, ColumnData, Table};
 use flowrun_engine::server::ServerFiles;
 use flowrun_engine::server::client::Client;
@@ -27,6 +29,12 @@ use flowrun_engine::{
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
+
+/// The range of `sample_rows`; 0 scores every row.
+pub const SAMPLE_ROWS: ParamRange = ParamRange::int("sample_rows", 0, 1_000_000_000);
+
+/// The range of `chunk_rows`.
+pub const CHUNK_ROWS: ParamRange = ParamRange::int("chunk_rows", 1, MAX_BATCH_ROWS);
 
 /// The `batch_inference` step.
 pub struct BatchInference {
@@ -62,9 +70,7 @@ impl BatchInference {
             ParamValue::String(String::new()),
             "CSV file of orders to score, with a header row; empty uses the `batch` input",
         ))
-        .param(ParamSpec::optional(
-            "sample_rows",
-            ParamType::Int,
+        .param(SAMPLE_ROWS.optional(
             ParamValue::Int(0),
             "score only the first N rows; 0 scores all",
         ))
@@ -74,15 +80,11 @@ impl BatchInference {
             ParamValue::String("predictions.csv".to_string()),
             "CSV file the predictions are written to; empty writes none",
         ))
-        .param(ParamSpec::optional(
-            "port",
-            ParamType::Int,
+        .param(PORT.optional(
             ParamValue::Int(0),
             "server port on 127.0.0.1; 0 uses the store's running server",
         ))
-        .param(ParamSpec::optional(
-            "chunk_rows",
-            ParamType::Int,
+        .param(CHUNK_ROWS.optional(
             ParamValue::Int(1000),
             "rows per request; keep it at most the server's --max-rows",
         ))
@@ -99,10 +101,7 @@ impl Step for BatchInference {
     fn run(&self, ctx: &StepContext<'_>) -> Result<StepOutputs, StepError> {
         let client = server_client(ctx)?;
         let batch = load_batch(ctx, &client)?;
-        let chunk_rows = usize::try_from(ctx.param_i64("chunk_rows")?)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| StepError::failed("parameter `chunk_rows` must be positive"))?;
+        let chunk_rows = CHUNK_ROWS.read_usize(ctx)?;
 
         let mut predictions = Vec::with_capacity(batch.num_rows());
         let mut versions = Vec::with_capacity(batch.num_rows());
@@ -161,15 +160,9 @@ fn load_batch(ctx: &StepContext<'_>, client: &Client) -> Result<Table, StepError
     } else {
         read_csv(Path::new(csv_path), &categorical_features(client)?)?
     };
-    let sample = ctx.param_i64("sample_rows")?;
-    let keep = match usize::try_from(sample) {
-        Ok(0) => table.num_rows(),
-        Ok(n) => n.min(table.num_rows()),
-        Err(_) => {
-            return Err(StepError::failed(format!(
-                "parameter `sample_rows` is {sample}; use 0 for all rows or a positive number"
-            )));
-        }
+    let keep = match SAMPLE_ROWS.read_usize(ctx)? {
+        0 => table.num_rows(),
+        n => n.min(table.num_rows()),
     };
     if keep == 0 {
         return Err(StepError::failed("the batch has no rows to score"));
@@ -212,11 +205,8 @@ fn head(table: Table, rows: usize) -> Result<Table, flowrun_artifacts::ArtifactE
 /// Returns a client for the `port` parameter, or for the store's running
 /// server when it is 0.
 fn server_client(ctx: &StepContext<'_>) -> Result<Client, StepError> {
-    let port = ctx.param_i64("port")?;
+    let port: u16 = PORT.read_int(ctx)?;
     if port != 0 {
-        let port = u16::try_from(port).map_err(|_| {
-            StepError::failed(format!("parameter `port` is {port}; use 1 to 65535"))
-        })?;
         return Ok(Client::local(port));
     }
     let files = ServerFiles::new(ctx.store_dir());

@@ -13,8 +13,18 @@ pub mod deployer;
 pub mod inference;
 pub mod trigger;
 
+use crate::models::range::ParamRange;
 use flowrun_engine::runstore::{RunStore, RunStoreError};
 use flowrun_engine::{Registry, StepContext, StepError};
+
+/// The range of every `port` parameter: a TCP port, where 0 has a meaning
+/// of its own in each step.
+pub const PORT: ParamRange = ParamRange::int("port", 0, 65_535);
+
+/// The largest batch size, in rows, that `max_rows` and `chunk_rows`
+/// accept. A request of that many rows is already hundreds of megabytes of
+/// JSON.
+pub const MAX_BATCH_ROWS: i64 = 10_000_000;
 
 /// The registered model the steps use by default.
 pub const DEFAULT_MODEL_NAME: &str = flowrun_engine::server::DEFAULT_MODEL;

@@ -12,11 +12,17 @@
 //! because the production version changes outside any pipeline.
 
 use super::{DEFAULT_MODEL_NAME, open_runs, registry_error};
+use crate::models::range::ParamRange;
 use flowrun_artifacts::{Artifact, ArtifactKind};
 use flowrun_engine::{
     ParamSpec, ParamType, ParamValue, Step, StepContext, StepError, StepOutputs, StepSignature,
 };
 use serde::Serialize;
+
+/// The range of `max_mse`. It rejects NaN and negative thresholds. The
+/// upper bound lies far above the MSE of any useful model of review scores
+/// (1 to 5), so it only catches typos.
+pub const MAX_MSE: ParamRange = ParamRange::float("max_mse", 0.0, 1e9);
 
 /// The `deployment_trigger` step.
 pub struct DeploymentTrigger {
@@ -136,11 +142,7 @@ impl DeploymentTrigger {
             ArtifactKind::Json,
             "`deploy` (bool), `reason` and the MSE values compared",
         )
-        .param(ParamSpec::required(
-            "max_mse",
-            ParamType::Float,
-            "deploy only models whose test MSE is at most this",
-        ))
+        .param(MAX_MSE.required("deploy only models whose test MSE is at most this"))
         .param(ParamSpec::optional(
             "require_improvement",
             ParamType::Bool,
@@ -170,7 +172,7 @@ impl Step for DeploymentTrigger {
                 "input `metrics` has no numeric `mse`; connect it to evaluation.metrics",
             )
         })?;
-        let max_mse = ctx.param_f64("max_mse")?;
+        let max_mse = MAX_MSE.read_f64(ctx)?;
         let require_improvement = ctx.param_bool("require_improvement")?;
         let model_name = ctx.param_str("model_name")?;
 

@@ -18,8 +18,9 @@
 //! thread-pool set-up.
 
 use super::encoding::{EncodedMatrix, FeatureEncoder};
+use super::range::ParamRange;
 use super::{ModelError, Monitor, RowModel};
-use flowrun_engine::{ParamSpec, ParamType, ParamValue, StepContext, StepError};
+use flowrun_engine::{ParamSpec, ParamValue, StepContext, StepError};
 use forust_ml::binning::{TiledBins, bin_matrix};
 use forust_ml::constraints::ConstraintMap;
 use forust_ml::gradientbooster::{GrowPolicy, ImportanceMethod};
@@ -81,99 +82,90 @@ impl Default for BoostingParams {
     }
 }
 
-fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> ModelError {
-    ModelError::InvalidHyperparameter {
-        name,
-        value: value.to_string(),
-        expected,
-    }
-}
+/// The range of `iterations`: the trees are kept in memory while they
+/// are grown, so the bound keeps a typo from exhausting memory.
+pub const ITERATIONS: ParamRange = ParamRange::int("iterations", 1, 100_000);
+/// The range of `learning_rate`. The valid values are above 0 and at most
+/// 1; the smallest accepted, 1e-6, already needs millions of trees to fit.
+pub const LEARNING_RATE: ParamRange = ParamRange::float("learning_rate", 1e-6, 1.0);
+/// The range of `max_depth`.
+pub const MAX_DEPTH: ParamRange = ParamRange::int("max_depth", 1, 64);
+/// The range of `max_leaves`.
+pub const MAX_LEAVES: ParamRange = ParamRange::int("max_leaves", 2, 65_536);
+/// The range of `min_leaf_weight`, in rows.
+pub const MIN_LEAF_WEIGHT: ParamRange = ParamRange::float("min_leaf_weight", 0.0, 1e9);
+/// The range of `l2`.
+pub const L2: ParamRange = ParamRange::float("l2", 0.0, 1e9);
+/// The range of `gamma`.
+pub const GAMMA: ParamRange = ParamRange::float("gamma", 0.0, 1e9);
+/// The range of `subsample`, a share of the rows above 0.
+pub const SUBSAMPLE: ParamRange = ParamRange::float("subsample", 1e-6, 1.0);
+/// The range of `colsample_bytree`, a share of the features above 0.
+pub const COLSAMPLE_BYTREE: ParamRange = ParamRange::float("colsample_bytree", 1e-6, 1.0);
 
 impl BoostingParams {
-    /// Checks every value against its valid range.
+    /// Checks every value against its declared range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.iterations == 0 {
-            return Err(invalid("iterations", self.iterations, "at least 1"));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
-            return Err(invalid("learning_rate", self.learning_rate, "in (0, 1]"));
-        }
-        if self.max_depth == 0 {
-            return Err(invalid("max_depth", self.max_depth, "at least 1"));
-        }
-        if self.max_leaves < 2 {
-            return Err(invalid("max_leaves", self.max_leaves, "at least 2"));
-        }
-        for (name, value) in [
-            ("min_leaf_weight", self.min_leaf_weight),
-            ("l2", self.l2),
-            ("gamma", self.gamma),
-        ] {
-            if !(value >= 0.0 && value.is_finite()) {
-                return Err(invalid(name, value, "a finite number of at least 0"));
-            }
-        }
-        for (name, value) in [
-            ("subsample", self.subsample),
-            ("colsample_bytree", self.colsample_bytree),
-        ] {
-            if !(value > 0.0 && value <= 1.0) {
-                return Err(invalid(name, value, "in (0, 1]"));
-            }
-        }
+        ITERATIONS.check_usize(self.iterations)?;
+        LEARNING_RATE.check(self.learning_rate)?;
+        MAX_DEPTH.check_usize(self.max_depth)?;
+        MAX_LEAVES.check_usize(self.max_leaves)?;
+        MIN_LEAF_WEIGHT.check(self.min_leaf_weight)?;
+        L2.check(self.l2)?;
+        GAMMA.check(self.gamma)?;
+        SUBSAMPLE.check(self.subsample)?;
+        COLSAMPLE_BYTREE.check(self.colsample_bytree)?;
         Ok(())
     }
 
-    /// Declares the step parameters, with these defaults.
+    /// Declares the step parameters, with these defaults and ranges.
     pub fn param_specs() -> Vec<ParamSpec> {
         let d = BoostingParams::default();
-        let int = |name, value: usize, doc| {
-            ParamSpec::optional(name, ParamType::Int, ParamValue::Int(value as i64), doc)
+        let int = |range: ParamRange, value: usize, doc| {
+            range.optional(ParamValue::Int(value as i64), doc)
         };
-        let float = |name, value, doc| {
-            ParamSpec::optional(name, ParamType::Float, ParamValue::Float(value), doc)
-        };
+        let float = |range: ParamRange, value, doc| range.optional(ParamValue::Float(value), doc);
         vec![
             int(
-                "iterations",
+                ITERATIONS,
                 d.iterations,
                 "gradient boosting: number of trees",
             ),
             float(
-                "learning_rate",
+                LEARNING_RATE,
                 d.learning_rate,
-                "gradient boosting: shrinkage of each tree's values, in (0, 1]",
+                "gradient boosting: shrinkage of each tree's values, above 0 and at most 1",
             ),
             int(
-                "max_depth",
+                MAX_DEPTH,
                 d.max_depth,
                 "gradient boosting: maximum tree depth",
             ),
             int(
-                "max_leaves",
+                MAX_LEAVES,
                 d.max_leaves,
                 "gradient boosting: maximum leaves per tree",
             ),
             float(
-                "min_leaf_weight",
+                MIN_LEAF_WEIGHT,
                 d.min_leaf_weight,
                 "gradient boosting: minimum rows in a leaf",
             ),
-            float("l2", d.l2, "gradient boosting: L2 penalty on leaf values"),
+            float(L2, d.l2, "gradient boosting: L2 penalty on leaf values"),
             float(
-                "gamma",
+                GAMMA,
                 d.gamma,
                 "gradient boosting: minimum loss reduction to split a node",
             ),
             float(
-                "subsample",
+                SUBSAMPLE,
                 d.subsample,
-                "gradient boosting: share of rows sampled per tree, in (0, 1]",
+                "gradient boosting: share of rows sampled per tree, above 0 and at most 1",
             ),
             float(
-                "colsample_bytree",
+                COLSAMPLE_BYTREE,
                 d.colsample_bytree,
-                "gradient boosting: share of features sampled per tree, in (0, 1]",
+                "gradient boosting: share of features sampled per tree, above 0 and at most 1",
             ),
         ]
     }
@@ -181,15 +173,15 @@ impl BoostingParams {
     /// Reads the parameters declared by [`BoostingParams::param_specs`].
     pub fn from_step(ctx: &StepContext<'_>) -> Result<Self, StepError> {
         Ok(BoostingParams {
-            iterations: non_negative(ctx, "iterations")?,
-            learning_rate: ctx.param_f64("learning_rate")?,
-            max_depth: non_negative(ctx, "max_depth")?,
-            max_leaves: non_negative(ctx, "max_leaves")?,
-            min_leaf_weight: ctx.param_f64("min_leaf_weight")?,
-            l2: ctx.param_f64("l2")?,
-            gamma: ctx.param_f64("gamma")?,
-            subsample: ctx.param_f64("subsample")?,
-            colsample_bytree: ctx.param_f64("colsample_bytree")?,
+            iterations: ITERATIONS.read_usize(ctx)?,
+            learning_rate: LEARNING_RATE.read_f64(ctx)?,
+            max_depth: MAX_DEPTH.read_usize(ctx)?,
+            max_leaves: MAX_LEAVES.read_usize(ctx)?,
+            min_leaf_weight: MIN_LEAF_WEIGHT.read_f64(ctx)?,
+            l2: L2.read_f64(ctx)?,
+            gamma: GAMMA.read_f64(ctx)?,
+            subsample: SUBSAMPLE.read_f64(ctx)?,
+            colsample_bytree: COLSAMPLE_BYTREE.read_f64(ctx)?,
         })
     }
 
@@ -197,7 +189,8 @@ impl BoostingParams {
     /// rate, L2 and minimum leaf weight log-uniformly, depth, leaves and
     /// sampling uniformly. The number of iterations stays as set. The leaf
     /// weight goes down to 1, because under a random split the best trees
-    /// have leaves of a few rows (see `validation`).
+    /// have leaves of a few rows (see `validation`). Every drawn value is
+    /// inside its declared range.
     pub fn sample(&self, rng: &mut StdRng) -> Self {
         let max_depth = rng.random_range(3..=12usize);
         BoostingParams {
@@ -212,16 +205,6 @@ impl BoostingParams {
             colsample_bytree: rng.random_range(0.4..=1.0),
         }
     }
-}
-
-/// Reads an integer parameter that must not be negative.
-pub(crate) fn non_negative(ctx: &StepContext<'_>, name: &str) -> Result<usize, StepError> {
-    let value = ctx.param_i64(name)?;
-    usize::try_from(value).map_err(|_| {
-        StepError::failed(format!(
-            "invalid value {value} for `{name}`: expected a whole number of at least 0"
-        ))
-    })
 }
 
 /// Draws a value whose logarithm is uniform between those of `low` and `high`.

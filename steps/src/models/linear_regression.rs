@@ -12,8 +12,9 @@
 
 use super::encoding::{EncodedMatrix, Encoding, FeatureEncoder};
 use super::gradient_boosting::log_uniform;
+use super::range::ParamRange;
 use super::{ModelError, Monitor, RowModel};
-use flowrun_engine::{ParamSpec, ParamType, ParamValue, StepContext, StepError};
+use flowrun_engine::{ParamSpec, ParamValue, StepContext, StepError};
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
 use rayon::prelude::*;
@@ -36,24 +37,19 @@ impl Default for LinearParams {
     }
 }
 
+/// The range of `ridge_alpha`.
+pub const RIDGE_ALPHA: ParamRange = ParamRange::float("ridge_alpha", 0.0, 1e9);
+
 impl LinearParams {
-    /// Checks the penalty.
+    /// Checks the penalty against its declared range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if !(self.ridge_alpha >= 0.0 && self.ridge_alpha.is_finite()) {
-            return Err(ModelError::InvalidHyperparameter {
-                name: "ridge_alpha",
-                value: self.ridge_alpha.to_string(),
-                expected: "a finite number of at least 0",
-            });
-        }
+        RIDGE_ALPHA.check(self.ridge_alpha)?;
         Ok(())
     }
 
-    /// Declares the step parameters, with these defaults.
+    /// Declares the step parameters, with these defaults and ranges.
     pub fn param_specs() -> Vec<ParamSpec> {
-        vec![ParamSpec::optional(
-            "ridge_alpha",
-            ParamType::Float,
+        vec![RIDGE_ALPHA.optional(
             ParamValue::Float(LinearParams::default().ridge_alpha),
             "linear regression: ridge penalty on the standardised coefficients",
         )]
@@ -62,7 +58,7 @@ impl LinearParams {
     /// Reads the parameters declared by [`LinearParams::param_specs`].
     pub fn from_step(ctx: &StepContext<'_>) -> Result<Self, StepError> {
         Ok(LinearParams {
-            ridge_alpha: ctx.param_f64("ridge_alpha")?,
+            ridge_alpha: RIDGE_ALPHA.read_f64(ctx)?,
         })
     }
 

@@ -26,6 +26,7 @@ pub mod encoding;
 pub mod gradient_boosting;
 pub mod linear_regression;
 pub mod random_forest;
+pub mod range;
 pub mod tuning;
 pub mod validation;
 
@@ -108,14 +109,17 @@ pub enum ModelError {
         /// The value found.
         value: f64,
     },
-    /// A hyperparameter outside its valid range.
-    #[error("invalid value {value} for `{name}`: expected {expected}")]
+    /// A numeric hyperparameter outside its declared range.
+    #[error(transparent)]
+    OutOfRange(#[from] range::OutOfRange),
+    /// A hyperparameter whose value is not one of the valid ones.
+    #[error("parameter `{name}` must be {expected}, but it is {value}")]
     InvalidHyperparameter {
         /// The parameter name.
         name: &'static str,
         /// The value given.
         value: String,
-        /// The valid range.
+        /// The valid values.
         expected: &'static str,
     },
     /// A model family name that does not exist.
@@ -126,16 +130,32 @@ pub enum ModelError {
         /// The valid names, comma-separated.
         valid: String,
     },
-    /// Too few orders or rows to hold some out for tuning.
+    /// Too few training rows for `train_model` to fit and evaluate a model.
     #[error(
-        "tuning needs at least 2 {unit} in the training data to hold some out for \
-         validation, found {orders}; set tuning_trials to 0 or train on more data"
+        "too few training rows: {rows}; train_model needs at least {min}, so ingest more orders \
+         or give clean_data a smaller test_size"
     )]
-    TooFewGroups {
+    TooFewTrainingRows {
+        /// Training rows found.
+        rows: usize,
+        /// The fewest rows accepted.
+        min: usize,
+    },
+    /// Too few orders or rows for tuning's validation part to get any.
+    #[error(
+        "tuning holds out {percent}% of the training {unit} for validation, which is none of \
+         {found} {unit}; tuning needs at least {need} {unit}, so set tuning_trials to 0 or \
+         train on more data"
+    )]
+    EmptyValidation {
         /// Distinct orders (or rows) found.
-        orders: usize,
+        found: usize,
+        /// The fewest orders (or rows) that give a validation part.
+        need: usize,
         /// `orders` for a grouped validation split, `rows` for a random one.
         unit: &'static str,
+        /// The share held out, in percent.
+        percent: f64,
     },
     /// A grouped validation split without order keys.
     #[error(
@@ -369,6 +389,11 @@ pub struct TrainingData<'a> {
     pub groups: Option<&'a [Option<String>]>,
 }
 
+/// The range of the `target_encoding_smoothing` parameter of
+/// `train_model`, in rows of prior weight.
+pub const TARGET_ENCODING_SMOOTHING: range::ParamRange =
+    range::ParamRange::float("target_encoding_smoothing", 0.0, 1e9);
+
 /// The mean-target encoding of categorical features, fitted out of fold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetEncoding {
@@ -444,6 +469,7 @@ pub fn train_with(
     let folds = if encoded.is_empty() {
         None
     } else {
+        TARGET_ENCODING_SMOOTHING.check(target_encoding.smoothing)?;
         Some(TargetFolds {
             y,
             fold_of_row: validation::assign_folds(

@@ -18,9 +18,10 @@
 //! keeps payloads and the memory walked per prediction small.
 
 use super::encoding::{EncodedMatrix, FeatureEncoder};
-use super::gradient_boosting::{log_uniform, non_negative};
+use super::gradient_boosting::log_uniform;
+use super::range::ParamRange;
 use super::{ModelError, Monitor, RowModel};
-use flowrun_engine::{ParamSpec, ParamType, ParamValue, StepContext, StepError};
+use flowrun_engine::{ParamSpec, ParamValue, StepContext, StepError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -60,73 +61,53 @@ impl Default for ForestParams {
     }
 }
 
-fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> ModelError {
-    ModelError::InvalidHyperparameter {
-        name,
-        value: value.to_string(),
-        expected,
-    }
-}
+/// The range of `forest_trees`: every tree is kept in memory, so the bound
+/// keeps a typo from running for days or exhausting memory.
+pub const TREES: ParamRange = ParamRange::int("forest_trees", 1, 10_000);
+/// The range of `forest_max_depth`.
+pub const MAX_DEPTH: ParamRange = ParamRange::int("forest_max_depth", 1, 64);
+/// The range of `forest_min_leaf`, in rows.
+pub const MIN_LEAF: ParamRange = ParamRange::int("forest_min_leaf", 1, 1_000_000_000);
+/// The range of `forest_max_features`, a share of the features above 0.
+pub const MAX_FEATURES: ParamRange = ParamRange::float("forest_max_features", 1e-6, 1.0);
+/// The range of `forest_sample_fraction`, a share of the rows above 0.
+pub const SAMPLE_FRACTION: ParamRange = ParamRange::float("forest_sample_fraction", 1e-6, 1.0);
 
 impl ForestParams {
-    /// Checks every value against its valid range.
+    /// Checks every value against its declared range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.trees == 0 {
-            return Err(invalid("forest_trees", self.trees, "at least 1"));
-        }
-        if self.max_depth == 0 {
-            return Err(invalid("forest_max_depth", self.max_depth, "at least 1"));
-        }
-        if self.min_leaf == 0 {
-            return Err(invalid("forest_min_leaf", self.min_leaf, "at least 1"));
-        }
-        if !(self.max_features > 0.0 && self.max_features <= 1.0) {
-            return Err(invalid(
-                "forest_max_features",
-                self.max_features,
-                "in (0, 1]",
-            ));
-        }
-        if !(self.sample_fraction > 0.0 && self.sample_fraction <= 1.0) {
-            return Err(invalid(
-                "forest_sample_fraction",
-                self.sample_fraction,
-                "in (0, 1]",
-            ));
-        }
+        TREES.check_usize(self.trees)?;
+        MAX_DEPTH.check_usize(self.max_depth)?;
+        MIN_LEAF.check_usize(self.min_leaf)?;
+        MAX_FEATURES.check(self.max_features)?;
+        SAMPLE_FRACTION.check(self.sample_fraction)?;
         Ok(())
     }
 
-    /// Declares the step parameters, with these defaults.
+    /// Declares the step parameters, with these defaults and ranges.
     pub fn param_specs() -> Vec<ParamSpec> {
         let d = ForestParams::default();
-        let int = |name, value: usize, doc| {
-            ParamSpec::optional(name, ParamType::Int, ParamValue::Int(value as i64), doc)
+        let int = |range: ParamRange, value: usize, doc| {
+            range.optional(ParamValue::Int(value as i64), doc)
         };
-        let float = |name, value, doc| {
-            ParamSpec::optional(name, ParamType::Float, ParamValue::Float(value), doc)
-        };
+        let float = |range: ParamRange, value, doc| range.optional(ParamValue::Float(value), doc);
         vec![
-            int("forest_trees", d.trees, "random forest: number of trees"),
+            int(TREES, d.trees, "random forest: number of trees"),
+            int(MAX_DEPTH, d.max_depth, "random forest: maximum tree depth"),
             int(
-                "forest_max_depth",
-                d.max_depth,
-                "random forest: maximum tree depth",
-            ),
-            int(
-                "forest_min_leaf",
+                MIN_LEAF,
                 d.min_leaf,
                 "random forest: minimum bootstrap rows in a leaf",
             ),
             float(
-                "forest_max_features",
+                MAX_FEATURES,
                 d.max_features,
-                "random forest: share of features tried at each split, in (0, 1]",
+                "random forest: share of features tried at each split, above 0 and at most 1",
             ),
             float(
-                "forest_sample_fraction",
+                SAMPLE_FRACTION,
                 d.sample_fraction,
-                "random forest: bootstrap sample size as a share of the rows, in (0, 1]",
+                "random forest: bootstrap sample size as a share of the rows, above 0 and at most 1",
             ),
         ]
     }
@@ -134,11 +115,11 @@ impl ForestParams {
     /// Reads the parameters declared by [`ForestParams::param_specs`].
     pub fn from_step(ctx: &StepContext<'_>) -> Result<Self, StepError> {
         Ok(ForestParams {
-            trees: non_negative(ctx, "forest_trees")?,
-            max_depth: non_negative(ctx, "forest_max_depth")?,
-            min_leaf: non_negative(ctx, "forest_min_leaf")?,
-            max_features: ctx.param_f64("forest_max_features")?,
-            sample_fraction: ctx.param_f64("forest_sample_fraction")?,
+            trees: TREES.read_usize(ctx)?,
+            max_depth: MAX_DEPTH.read_usize(ctx)?,
+            min_leaf: MIN_LEAF.read_usize(ctx)?,
+            max_features: MAX_FEATURES.read_f64(ctx)?,
+            sample_fraction: SAMPLE_FRACTION.read_f64(ctx)?,
         })
     }
 

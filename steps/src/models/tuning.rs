@@ -1,7 +1,9 @@
 //! Seeded random search over a family's main hyperparameters.
 //!
 //! [`validation::holdout`] splits the training rows into a fitting part and
-//! a validation part of a fifth of the orders, or of the rows. It keeps
+//! a validation part of a fifth of the orders, or of the rows, rounded. A
+//! search on fewer than 3 orders (or rows) fails, because a fifth of them
+//! rounds to none. It keeps
 //! orders whole, or not, as the pipeline's own train/test split does, for
 //! the reasons given in [`validation`]. Trial 0 uses the given
 //! hyperparameters; each later trial draws a variation with the family's

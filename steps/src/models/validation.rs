@@ -20,10 +20,15 @@
 //! scores anything.
 
 use super::ModelError;
+use super::range::ParamRange;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
+
+/// The range of the `target_encoding_folds` parameter of `train_model`.
+/// Each fold keeps sums per encoded level, so the bound also bounds memory.
+pub const TARGET_ENCODING_FOLDS: ParamRange = ParamRange::int("target_encoding_folds", 2, 100);
 
 /// The rule that chooses held-out rows from the training rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +113,12 @@ fn check_groups(
 }
 
 /// Splits row numbers `0..rows` into a fitting and a validation part,
-/// holding out `share` of the units (rounded, at least one, and at least
-/// one left to fit on). Both parts are in ascending order.
+/// holding out `share` of the units, rounded to the nearest whole unit.
+/// Both parts are in ascending order.
+///
+/// Fails with [`ModelError::EmptyValidation`] when the rounding leaves
+/// either part without a unit, instead of scoring trials on nothing.
+/// `share` must be above 0 and below 1.
 pub fn holdout(
     rows: usize,
     groups: Option<&[Option<String>]>,
@@ -117,22 +126,43 @@ pub fn holdout(
     share: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>), ModelError> {
+    if !(share > 0.0 && share < 1.0) {
+        return Err(ModelError::Training(format!(
+            "the validation share must be above 0 and below 1, but it is {share}"
+        )));
+    }
     check_groups(rows, groups, split)?;
     let mut units = units(rows, groups, split);
-    if units.len() < 2 {
-        return Err(ModelError::TooFewGroups {
-            orders: units.len(),
+    let Some(held_out) = held_out_units(units.len(), share) else {
+        return Err(ModelError::EmptyValidation {
+            found: units.len(),
+            need: min_units(share),
             unit: unit_name(split),
+            percent: (share * 1000.0).round() / 10.0,
         });
-    }
+    };
     units.shuffle(&mut StdRng::seed_from_u64(seed));
-    let held_out = ((units.len() as f64 * share).round() as usize).clamp(1, units.len() - 1);
 
     let mut validation: Vec<usize> = units[..held_out].iter().flatten().copied().collect();
     let mut fit: Vec<usize> = units[held_out..].iter().flatten().copied().collect();
     validation.sort_unstable();
     fit.sort_unstable();
     Ok((fit, validation))
+}
+
+/// Returns how many of `units` units a holdout of `share` takes, or `None`
+/// when the rounded count leaves the validation or the fitting part empty.
+fn held_out_units(units: usize, share: f64) -> Option<usize> {
+    let held_out = (units as f64 * share).round();
+    (held_out >= 1.0 && held_out < units as f64).then_some(held_out as usize)
+}
+
+/// Returns the fewest units that a holdout of `share` (above 0 and below
+/// 1) splits into two non-empty parts.
+fn min_units(share: f64) -> usize {
+    (1..)
+        .find(|&n| held_out_units(n, share).is_some())
+        .expect("a share between 0 and 1 splits some number of units")
 }
 
 /// Assigns each of `rows` rows to one of `folds` folds of nearly equal
@@ -145,13 +175,7 @@ pub fn assign_folds(
     seed: u64,
 ) -> Result<Vec<usize>, ModelError> {
     check_groups(rows, groups, split)?;
-    if folds < 2 {
-        return Err(ModelError::InvalidHyperparameter {
-            name: "target_encoding_folds",
-            value: folds.to_string(),
-            expected: "at least 2",
-        });
-    }
+    let folds = TARGET_ENCODING_FOLDS.check_usize(folds)?;
     let mut units = units(rows, groups, split);
     units.shuffle(&mut StdRng::seed_from_u64(seed));
     let mut fold_of_row = vec![0; rows];
@@ -218,10 +242,49 @@ mod tests {
     }
 
     #[test]
-    fn group_holdout_needs_two_orders() {
-        let groups = vec![Some("a".to_string()); 5];
-        let error = holdout(5, Some(&groups), ValidationSplit::Group, 0.2, 1).unwrap_err();
-        assert!(error.to_string().contains("found 1"), "{error}");
+    fn group_holdout_needs_three_orders() {
+        // A fifth of 2 orders rounds to none, which would leave nothing to
+        // score the trials on.
+        let groups: Vec<Option<String>> = (0..30)
+            .map(|i| Some(if i < 15 { "a" } else { "b" }.to_string()))
+            .collect();
+        let error = holdout(30, Some(&groups), ValidationSplit::Group, 0.2, 1).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ModelError::EmptyValidation {
+                    found: 2,
+                    need: 3,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("20% of the training orders"), "{message}");
+        assert!(message.contains("none of 2 orders"), "{message}");
+        assert!(message.contains("at least 3 orders"), "{message}");
+        assert!(message.contains("tuning_trials to 0"), "{message}");
+
+        let groups: Vec<Option<String>> = (0..30).map(|i| Some(format!("o{}", i % 3))).collect();
+        let (fit, validation) = holdout(30, Some(&groups), ValidationSplit::Group, 0.2, 1).unwrap();
+        assert_eq!((fit.len(), validation.len()), (20, 10));
+    }
+
+    #[test]
+    fn random_holdout_needs_three_rows() {
+        let error = holdout(2, None, ValidationSplit::Random, 0.2, 1).unwrap_err();
+        assert!(error.to_string().contains("none of 2 rows"), "{error}");
+        let (fit, validation) = holdout(3, None, ValidationSplit::Random, 0.2, 1).unwrap();
+        assert_eq!((fit.len(), validation.len()), (2, 1));
+    }
+
+    #[test]
+    fn min_units_matches_rounding() {
+        assert_eq!(min_units(0.2), 3);
+        assert_eq!(min_units(0.5), 2);
+        assert_eq!(min_units(0.01), 50);
+        assert_eq!(min_units(0.9), 6);
     }
 
     #[test]
@@ -257,11 +320,15 @@ mod tests {
     }
 
     #[test]
-    fn one_fold_rejected() {
-        let error = assign_folds(10, None, ValidationSplit::Random, 1, 3).unwrap_err();
-        assert!(
-            error.to_string().contains("target_encoding_folds"),
-            "{error}"
-        );
+    fn fold_count_outside_range_rejected() {
+        for folds in [0, 1, 101] {
+            let error = assign_folds(10, None, ValidationSplit::Random, folds, 3).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "parameter `target_encoding_folds` must be between 2 and 100, but it is {folds}"
+                )
+            );
+        }
     }
 }
