@@ -61,6 +61,23 @@ impl RunStore {
         )
     }
 
+    /// Lists the newest `limit` runs, newest first, each with its
+    /// parameters and steps as [`RunStore::get_run`] returns them. All runs
+    /// are read from one snapshot.
+    pub fn list_run_details(&self, limit: usize) -> Result<Vec<RunDetail>, RunStoreError> {
+        let action = || "listing runs with their steps".to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(action, |tx| {
+            let ids: Vec<String> = tx
+                .prepare("SELECT id FROM runs ORDER BY seq DESC LIMIT ?1")
+                .and_then(|mut stmt| stmt.query_map([limit], |row| row.get(0))?.collect())
+                .context(action)?;
+            ids.iter()
+                .map(|id| read_run(tx, id).context(|| format!("reading run {id}")))
+                .collect()
+        })
+    }
+
     /// Returns the latest step run of `step_id` in `pipeline` that succeeded
     /// or came from the cache, with its cache key and key inputs.
     pub fn previous_step(

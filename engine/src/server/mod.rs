@@ -17,6 +17,8 @@
 //! - [`client`]: a blocking HTTP client for the server's loopback address.
 //! - [`deploy`]: promoting a version and making the running server follow,
 //!   undoing the promotion when the server cannot load it.
+//! - `web`: the HTML pages for people (predict form, models, runs), served
+//!   by the same router; they only read the stores.
 //!
 //! # Invariants
 //!
@@ -37,6 +39,7 @@ mod http;
 pub mod router;
 pub mod scoring;
 pub mod state;
+mod web;
 
 #[cfg(test)]
 mod tests;

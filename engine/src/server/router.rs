@@ -8,6 +8,7 @@
 //! | `GET /metadata` | name, version, flavor, features in training order with their types, metrics |
 //! | `POST /invocations` | `{"predictions": [...]}`; see [`super::scoring`] for the bodies |
 //! | `POST /admin/reload` | loads the registry's production version; only from a loopback address |
+//! | `GET /`, `/models…`, `/runs…`, `/assets/…` | the web pages, see `super::web` |
 //!
 //! Every response carries `x-flowrun-model-version: NAME/VERSION` (`none`
 //! before a model is loaded), and every error is a JSON object
@@ -15,7 +16,9 @@
 //! a malformed body or one that does not fit the model, 413 for a batch over
 //! the row limit, 415 for another content type. A 5xx means the server
 //! failed. Columns the model does not read are ignored, and the response
-//! names them in `x-flowrun-ignored-columns`.
+//! names them in `x-flowrun-ignored-columns`. An unknown path gets the
+//! JSON 404, or the HTML 404 page when the request's `Accept` names
+//! `text/html`, as browsers send it.
 //!
 //! The handler takes the served model once per request and keeps that `Arc`
 //! until the response is built, so a swap never affects a request in flight.
@@ -23,6 +26,7 @@
 
 use super::scoring::{self, BodyFormat, ScoringError};
 use super::state::{LoadedModel, ServerState};
+use super::web;
 use bytes::Bytes;
 use flowrun_artifacts::FeatureKind;
 use http::header::{ALLOW, CONTENT_TYPE};
@@ -80,12 +84,14 @@ async fn route(
         ("/admin/reload", &Method::POST) => reload(state, peer).await,
         ("/ping" | "/health" | "/version" | "/metadata", _) => method_not_allowed("GET"),
         ("/invocations" | "/admin/reload", _) => method_not_allowed("POST"),
+        (path, _) if web::handles(path) => web::route(state, model, request).await,
+        _ if web::wants_html(&request) => web::not_found_response(state, model, path),
         _ => error(
             StatusCode::NOT_FOUND,
             "ENDPOINT_NOT_FOUND",
             format!(
                 "no route {path}; the routes are /ping, /health, /version, /metadata, \
-                 /invocations and /admin/reload"
+                 /invocations and /admin/reload, and the web pages /, /models and /runs"
             ),
         ),
     }
@@ -206,13 +212,17 @@ async fn invocations(
     }
 }
 
-enum Failure {
+/// The reason a batch was not scored.
+pub(super) enum Failure {
+    /// The request does not fit the model; a 4xx.
     Client(ScoringError),
+    /// The model failed; a 5xx.
     Server(String),
 }
 
-/// Parses and scores a batch with one model.
-fn score(
+/// Parses and scores a batch with one model. `/invocations` and the
+/// predict page both score through this function.
+pub(super) fn score(
     model: &LoadedModel,
     format: BodyFormat,
     body: &Bytes,

@@ -47,6 +47,10 @@ pub struct LoadedModel {
     pub header: HeaderValue,
     /// When it was loaded (RFC 3339, UTC).
     pub loaded_at: String,
+    /// The artifact's `Model.info`: hyperparameters, training statistics
+    /// (`feature_stats`) and feature documentation (`feature_docs`), which
+    /// the web pages read.
+    pub model_info: serde_json::Value,
 }
 
 impl LoadedModel {
@@ -208,6 +212,16 @@ impl ServerState {
     /// `Arc` for the whole request.
     pub fn current(&self) -> Option<Arc<LoadedModel>> {
         self.current.load_full()
+    }
+
+    /// Returns the run store, which the web pages read.
+    pub fn runs(&self) -> &RunStore {
+        &self.runs
+    }
+
+    /// Returns the artifact store, which the web pages read.
+    pub fn artifacts(&self) -> &LocalStore {
+        &self.artifacts
     }
 
     /// Returns how long the server has run.
@@ -392,6 +406,7 @@ impl ServerState {
             predictor,
             header,
             loaded_at: super::now_rfc3339(),
+            model_info: model.info,
         })
     }
 }
