@@ -239,6 +239,25 @@ fn corrupt_artifact_is_recomputed() {
         bytes,
         "the corrupt file was replaced"
     );
+
+    // The run store says gen ran in this run, and why, rather than that it
+    // came from the cache.
+    let run = project.latest_run();
+    let gen_step = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == "gen")
+        .unwrap()
+        .clone();
+    assert_eq!(gen_step["status"], "succeeded", "{gen_step}");
+    let reason = gen_step["miss_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("unusable"), "{gen_step}");
+    assert_eq!(
+        output_path(&project, "gen", "table"),
+        path,
+        "the new table replaced the corrupt one at the same address"
+    );
 }
 
 #[test]

@@ -274,6 +274,9 @@ pub(crate) struct Done {
     pub(crate) detail: KeyDetail,
     pub(crate) key: CacheKey,
     pub(crate) outputs: BTreeMap<String, ArtifactRef>,
+    /// The step run that recorded this step in the run store, so that a
+    /// later recomputation of its outputs can correct the record.
+    pub(crate) step_run: i64,
 }
 
 /// A step in the schedule's topological order.

@@ -181,6 +181,7 @@ fn process_inner(shared: &Shared<'_>, i: usize, started: Instant) -> Result<Step
         detail,
         key: cache_key,
         outputs,
+        step_run,
     });
     let finish = StepFinish {
         status: StepStatus::Succeeded,
@@ -308,6 +309,7 @@ fn try_cached(
         detail: detail.clone(),
         key: key.clone(),
         outputs: entry.outputs,
+        step_run,
     });
     Ok(Some(StepReport {
         id: step.id.clone(),
@@ -467,6 +469,7 @@ fn recompute(
     });
     tracing::warn!(step = %step.id, "stored output {output} is unusable ({why}); running the step again");
 
+    let started = Instant::now();
     let store = shared.exec.artifacts;
     let done = shared.results.lock().expect("results poisoned")[producer]
         .clone()
@@ -476,7 +479,7 @@ fn recompute(
 
     let mut detail = done.detail.clone();
     let inputs = load_inputs(shared, producer, &mut detail)?;
-    let (result, _attempts) = attempt_loop(shared, producer, &inputs);
+    let (result, attempts) = attempt_loop(shared, producer, &inputs);
     let (outputs, log) = result.map_err(|f| {
         format!(
             "step {} failed while recreating output {output}: {}",
@@ -500,10 +503,42 @@ fn recompute(
     store
         .put_entry(detail.key().as_str(), &entry)
         .map_err(|e| e.to_string())?;
+    record_recompute(shared, done.step_run, &refs, attempts, started, output, why)?;
     if let Some(done) = shared.results.lock().expect("results poisoned")[producer].as_mut() {
         done.outputs = refs;
     }
     wanted.ok_or_else(|| format!("step {} did not produce output {output}", step.id))
+}
+
+/// Corrects the run store's record of a step whose outputs were taken
+/// from the cache and then recomputed: the step ran in this run after all,
+/// and its outputs are the new artifacts.
+fn record_recompute(
+    shared: &Shared<'_>,
+    step_run: i64,
+    refs: &BTreeMap<String, ArtifactRef>,
+    attempts: u32,
+    started: Instant,
+    output: &str,
+    why: &str,
+) -> Result<(), String> {
+    let runs = shared.exec.runs;
+    let finish = StepFinish {
+        status: StepStatus::Succeeded,
+        attempts,
+        duration_ms: duration_ms(started.elapsed()),
+        miss_reason: Some(format!(
+            "stored output {output} was unusable ({why}); ran again"
+        )),
+        error: None,
+    };
+    runs.finish_step(step_run, &finish)
+        .map_err(|e| e.to_string())?;
+    for (name, artifact) in refs {
+        runs.record_output(step_run, name, &artifact_record(shared, artifact))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 struct StepFailure {

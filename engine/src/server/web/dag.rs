@@ -68,9 +68,8 @@ pub(super) struct Dag {
 }
 
 impl Dag {
-    /// Derives the DAG from a run's record. A step recorded more than once
-    /// (a producer recomputed after a corrupt artifact) is one node with
-    /// its last status.
+    /// Derives the DAG from a run's record. A step id recorded more than
+    /// once is one node with its last status.
     pub(super) fn from_run(run: &RunDetail) -> Dag {
         let mut index: BTreeMap<&str, usize> = BTreeMap::new();
         let mut nodes: Vec<Node> = Vec::new();
