@@ -61,16 +61,33 @@ impl RunStore {
         )
     }
 
-    /// Lists the newest `limit` runs, newest first, each with its
-    /// parameters and steps as [`RunStore::get_run`] returns them. All runs
-    /// are read from one snapshot.
-    pub fn list_run_details(&self, limit: usize) -> Result<Vec<RunDetail>, RunStoreError> {
+    /// Counts the recorded runs.
+    pub fn count_runs(&self) -> Result<usize, RunStoreError> {
+        let action = || "counting runs".to_string();
+        self.read(action, |tx| {
+            let count: i64 = tx
+                .query_row("SELECT COUNT(*) FROM runs", [], |row| row.get(0))
+                .context(action)?;
+            Ok(usize::try_from(count).unwrap_or(0))
+        })
+    }
+
+    /// Lists `limit` runs, newest first, after skipping the `offset`
+    /// newest, each with its parameters and steps as
+    /// [`RunStore::get_run`] returns them. All runs are read from one
+    /// snapshot.
+    pub fn list_run_details(
+        &self,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<RunDetail>, RunStoreError> {
         let action = || "listing runs with their steps".to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         self.read(action, |tx| {
             let ids: Vec<String> = tx
-                .prepare("SELECT id FROM runs ORDER BY seq DESC LIMIT ?1")
-                .and_then(|mut stmt| stmt.query_map([limit], |row| row.get(0))?.collect())
+                .prepare("SELECT id FROM runs ORDER BY seq DESC LIMIT ?1 OFFSET ?2")
+                .and_then(|mut stmt| stmt.query_map([limit, offset], |row| row.get(0))?.collect())
                 .context(action)?;
             ids.iter()
                 .map(|id| read_run(tx, id).context(|| format!("reading run {id}")))

@@ -8,7 +8,7 @@
 //! | `GET /models` | every registered model; the served one with its versions, comparison chart and feature importances |
 //! | `GET /models/{name}` | one model's versions |
 //! | `GET /models/{name}/{version}` | one version: metrics, parameters, importances |
-//! | `GET /runs` | the newest runs with status, duration, parameters and metrics |
+//! | `GET /runs` | the runs, newest first, 50 a page (`?page=N`), with status, duration, parameters and metrics |
 //! | `GET /runs/{id}` | one run: DAG, steps, artifacts with lineage (`latest` and unique id prefixes work) |
 //! | `GET /assets/…` | the stylesheet and icon, compiled into the binary |
 //!
@@ -210,7 +210,7 @@ fn build(
         ["models"] => models::overview(state, model),
         ["models", name] => models::model_page(state, model, name),
         ["models", name, version] => models::version_page(state, model, name, version),
-        ["runs"] => runs::list(state),
+        ["runs"] => runs::list(state, query),
         ["runs", id] => runs::detail(state, id),
         _ => Err(not_found_path(path)),
     }

@@ -17,16 +17,49 @@ use crate::server::state::ServerState;
 use maud::{Markup, html};
 use std::collections::BTreeMap;
 
-/// How many runs `/runs` lists, newest first.
-const RUNS_SHOWN: usize = 50;
+/// How many runs one page of `/runs` lists, newest first.
+const RUNS_PER_PAGE: usize = 50;
 
 /// The metrics the runs list shows, when a run logged them: the test
 /// metrics of a regression model. The run page lists every metric.
 const KEY_METRICS: [&str; 5] = ["mse", "rmse", "mae", "r2", "baseline_mse"];
 
-/// Builds `/runs`.
-pub(super) fn list(state: &ServerState) -> Result<Page, WebError> {
-    let runs = state.runs().list_run_details(RUNS_SHOWN)?;
+/// Reads the 1-based page number from the query string of `/runs`
+/// (`?page=N`); no `page` is the first page.
+fn page_number(query: &str) -> Result<usize, WebError> {
+    let Some((_, value)) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "page")
+    else {
+        return Ok(1);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(page) if page >= 1 => Ok(page),
+        _ => Err(WebError::NotFound {
+            message: format!(
+                "There is no runs page {value:?}: the page number is a whole number from 1."
+            ),
+            back: "/runs",
+            back_label: "Back to the newest runs",
+        }),
+    }
+}
+
+/// Builds `/runs`, one page of `RUNS_PER_PAGE` runs, newest first.
+pub(super) fn list(state: &ServerState, query: &str) -> Result<Page, WebError> {
+    let page = page_number(query)?;
+    let total = state.runs().count_runs()?;
+    let pages = total.div_ceil(RUNS_PER_PAGE).max(1);
+    if page > pages {
+        return Err(WebError::NotFound {
+            message: format!(
+                "There is no runs page {page}: this store has {total} runs, on {pages} page{}.",
+                if pages == 1 { "" } else { "s" }
+            ),
+            back: "/runs",
+            back_label: "Back to the newest runs",
+        });
+    }
+    let first = (page - 1) * RUNS_PER_PAGE;
+    let runs = state.runs().list_run_details(RUNS_PER_PAGE, first)?;
     let body = html! {
         h1 { "Runs" }
         @if runs.is_empty() {
@@ -36,8 +69,9 @@ pub(super) fn list(state: &ServerState) -> Result<Page, WebError> {
             }
         } @else {
             p.lead {
-                @if runs.len() == 1 { "The only run of this store" } @else { "The newest " (runs.len()) " runs of this store" }
-                @if runs.len() == RUNS_SHOWN { " (older runs: " code { "flowrun runs --limit N" } ")" }
+                @if total == 1 { "The only run of this store" }
+                @else if pages == 1 { "The " (total) " runs of this store, newest first" }
+                @else { "Runs " (first + 1) " to " (first + runs.len()) " of the " (total) " runs of this store, newest first" }
                 ". The metrics column shows the test metrics of a model; open a run for "
                 "every metric, its DAG and its artifacts."
             }
@@ -72,6 +106,13 @@ pub(super) fn list(state: &ServerState) -> Result<Page, WebError> {
                             }
                         }
                     }
+                }
+            }
+            @if pages > 1 {
+                nav.pager aria-label="Pages of runs" {
+                    @if page > 1 { a rel="prev" href={ "/runs?page=" (page - 1) } { "← Newer runs" } }
+                    span { "Page " (page) " of " (pages) }
+                    @if page < pages { a rel="next" href={ "/runs?page=" (page + 1) } { "Older runs →" } }
                 }
             }
         }

@@ -612,3 +612,61 @@ async fn unreadable_importance_is_a_sentence() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn runs_list_pages_through_older_runs() {
+    let fixture = Fixture::deployed();
+    // The fixture's own run plus 55 more: two pages of 50 and 6.
+    let mut newest = String::new();
+    for i in 0..55 {
+        newest = fixture
+            .runs
+            .begin_run(&NewRun {
+                pipeline: format!("extra{i}"),
+                pipeline_file: "extra.yaml".into(),
+                params: Default::default(),
+                command_line: "flowrun extra.yaml".into(),
+                pid: 1,
+            })
+            .unwrap();
+        fixture
+            .runs
+            .finish_run(&newest, RunStatus::Succeeded)
+            .unwrap();
+    }
+
+    let (status, first) = fixture.get("/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(first.contains("Runs 1 to 50 of the 56 runs"), "{first}");
+    assert!(first.contains("Page 1 of 2"), "{first}");
+    assert!(first.contains(r#"href="/runs?page=2""#), "{first}");
+    assert!(first.contains(&newest), "the newest run is on page 1");
+    assert!(!first.contains(&fixture.run_id), "the oldest run is not");
+
+    let (status, second) = fixture.get("/runs?page=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(second.contains("Runs 51 to 56 of the 56 runs"), "{second}");
+    assert!(
+        second.contains(&fixture.run_id),
+        "the oldest run is on page 2"
+    );
+    assert!(second.contains(r#"href="/runs?page=1""#), "{second}");
+    assert!(!second.contains("page=3"), "{second}");
+
+    for (query, message) in [
+        (
+            "page=3",
+            "There is no runs page 3: this store has 56 runs, on 2 pages.",
+        ),
+        ("page=0", "There is no runs page &quot;0&quot;"),
+        ("page=abc", "There is no runs page &quot;abc&quot;"),
+    ] {
+        let (status, html) = fixture.get(&format!("/runs?{query}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{query}");
+        assert!(html.contains(message), "{query}: {html}");
+        assert!(
+            html.contains(r#"<a class="button" href="/runs">"#),
+            "{query}"
+        );
+    }
+}
