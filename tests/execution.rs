@@ -61,6 +61,12 @@ fn failed_step_skips_dependents() {
     assert!(recorded.iter().all(|(_, s)| s != "running"), "{recorded:?}");
     let run = project.latest_run();
     assert_eq!(run["status"], "failed", "{run}");
+    // The run keeps the pipeline's graph, so the connections of the steps
+    // that never started are known too.
+    let graph = run["graph"]["steps"].as_array().expect("graph recorded");
+    let step = |id: &str| graph.iter().find(|s| s["id"] == id).unwrap().clone();
+    assert_eq!(step("last")["inputs"]["x"], "after_boom.out", "{run}");
+    assert_eq!(step("later")["after"][0], "slow", "{run}");
 }
 
 #[test]

@@ -39,7 +39,9 @@ pub use plan::{PlanEntry, PlanStatus};
 use crate::graph::PipelineGraph;
 use crate::key::{CacheKey, KeyDetail};
 use crate::registry::Registry;
-use crate::runstore::{NewRun, RunStatus, RunStore, RunStoreError, StepStatus};
+use crate::runstore::{
+    GraphStep, NewRun, RunGraph, RunStatus, RunStore, RunStoreError, StepStatus,
+};
 use crate::spec::Pipeline;
 use crate::step::CancelToken;
 use flowrun_artifacts::store::{ArtifactRef, ArtifactStore};
@@ -341,6 +343,7 @@ impl<'a> Executor<'a> {
             params,
             command_line: options.command_line.clone(),
             pid: std::process::id(),
+            graph: Some(run_graph(pipeline)),
         })?;
         let _run_lock = self.lock_run(&run_id)?;
 
@@ -768,4 +771,24 @@ impl Shared<'_> {
 
 pub(crate) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The pipeline's graph as the run store keeps it with a run.
+fn run_graph(pipeline: &Pipeline) -> RunGraph {
+    RunGraph {
+        steps: pipeline
+            .steps
+            .iter()
+            .map(|step| GraphStep {
+                id: step.id.clone(),
+                uses: step.uses.clone(),
+                inputs: step
+                    .inputs
+                    .iter()
+                    .map(|(name, input)| (name.clone(), input.to_string()))
+                    .collect(),
+                after: step.after.clone(),
+            })
+            .collect(),
+    }
 }

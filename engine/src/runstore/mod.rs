@@ -37,8 +37,8 @@ mod tests;
 
 pub use models::{ModelVersionInfo, NewModelVersion};
 pub use types::{
-    ArtifactRecord, InputRecord, Metric, ModelVersion, NewRun, NewStepRun, OutputRecord,
-    PreviousStep, RunDetail, RunStatus, RunSummary, Stage, StageTransition, StepFinish,
+    ArtifactRecord, GraphStep, InputRecord, Metric, ModelVersion, NewRun, NewStepRun, OutputRecord,
+    PreviousStep, RunDetail, RunGraph, RunStatus, RunSummary, Stage, StageTransition, StepFinish,
     StepRunDetail, StepStatus,
 };
 

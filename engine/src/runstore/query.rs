@@ -5,8 +5,8 @@
 //! parameter) is reported as an error, never skipped.
 
 use super::types::{
-    ArtifactRecord, InputRecord, Metric, OutputRecord, PreviousStep, RunDetail, RunSummary,
-    StepRunDetail,
+    ArtifactRecord, InputRecord, Metric, OutputRecord, PreviousStep, RunDetail, RunGraph,
+    RunSummary, StepRunDetail,
 };
 use super::values::{decode_metric, decode_param, invalid_column, parse_kind};
 use super::{RunStore, RunStoreError, SqliteContext};
@@ -198,7 +198,25 @@ fn read_run(tx: &Transaction<'_>, run_id: &str) -> rusqlite::Result<RunDetail> {
         step.inputs = read_inputs(tx, step.id)?;
         step.outputs = read_outputs(tx, step.id)?;
     }
-    Ok(RunDetail { run, params, steps })
+    let graph = tx.query_row("SELECT graph FROM runs WHERE id = ?1", [run_id], |row| {
+        json_column(row, 0)
+    })?;
+    let graph = match graph.map(serde_json::from_value::<RunGraph>).transpose() {
+        Ok(graph) => graph,
+        Err(error) => {
+            tracing::warn!(
+                run_id,
+                "the recorded graph of run {run_id} is unreadable: {error}"
+            );
+            None
+        }
+    };
+    Ok(RunDetail {
+        run,
+        params,
+        steps,
+        graph,
+    })
 }
 
 /// Runs a query over [`RUN_COLUMNS`] and collects the summaries.

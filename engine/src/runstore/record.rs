@@ -31,10 +31,14 @@ impl RunStore {
             .context(action)?;
 
             let id = unused_run_id(tx, started)?;
+            let graph = run
+                .graph
+                .as_ref()
+                .map(|graph| serde_json::to_string(graph).expect("a run graph is plain data"));
             tx.execute(
                 "INSERT INTO runs (id, pipeline, pipeline_file, status, started_at,
-                                   command_line, pid, flowrun_version)
-                 VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
+                                   command_line, pid, flowrun_version, graph)
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8)",
                 params![
                     id,
                     run.pipeline,
@@ -42,7 +46,8 @@ impl RunStore {
                     started_at,
                     run.command_line,
                     run.pid,
-                    FLOWRUN_VERSION
+                    FLOWRUN_VERSION,
+                    graph
                 ],
             )
             .context(action)?;

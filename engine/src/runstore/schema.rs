@@ -23,7 +23,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// each value keeps its SQLite type (INTEGER, REAL or TEXT). Metrics keep
 /// finite values in a REAL column and NaN or infinities as text, because
 /// SQLite stores a NaN REAL as NULL.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE pipelines (
     name        TEXT PRIMARY KEY,
@@ -166,6 +166,13 @@ ALTER TABLE model_versions ADD COLUMN artifact_size INTEGER CHECK (artifact_size
 ALTER TABLE model_versions ADD COLUMN artifact_digest TEXT;
 ALTER TABLE model_versions ADD COLUMN flavor TEXT;
 ALTER TABLE model_versions ADD COLUMN params TEXT;
+"#,
+    // Version 3: the pipeline's graph as it was when the run started (every
+    // step, the outputs it reads and its `after:` list, as JSON), so that a
+    // run's DAG can be drawn whole, including steps that never started.
+    // Runs recorded under version 2 keep NULL.
+    r#"
+ALTER TABLE runs ADD COLUMN graph TEXT;
 "#,
 ];
 

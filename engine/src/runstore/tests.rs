@@ -25,6 +25,7 @@ fn new_run(pipeline: &str) -> NewRun {
         params,
         command_line: "flowrun pipelines/training.yaml".to_string(),
         pid: std::process::id(),
+        graph: None,
     }
 }
 
@@ -684,4 +685,56 @@ fn two_processes_write_at_once() {
     let runs = store.list_runs(1000).unwrap();
     assert_eq!(runs.len(), 2 * CHILD_RUNS);
     assert!(runs.iter().all(|run| run.status == RunStatus::Succeeded));
+}
+
+#[test]
+fn run_graph_round_trips_and_older_runs_have_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    // A store written by a flowrun that kept no graphs (schema version 2),
+    // with one finished run.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO pipelines (name, first_seen) VALUES ('p', '2026-01-01T00:00:00Z');
+             INSERT INTO runs (id, pipeline, pipeline_file, status, started_at, ended_at,
+                               duration_ms, command_line, pid, flowrun_version)
+             VALUES ('20260101-000000-0000', 'p', 'p.yaml', 'succeeded',
+                     '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z', 1000,
+                     'flowrun p.yaml', 1, '0.1.0');",
+        )
+        .unwrap();
+    }
+
+    let store = RunStore::open(&path).unwrap();
+    let old = store.get_run("20260101-000000-0000").unwrap();
+    assert_eq!(old.run.status, RunStatus::Succeeded, "the old run survives");
+    assert_eq!(old.graph, None);
+
+    let graph = RunGraph {
+        steps: vec![
+            GraphStep {
+                id: "a".into(),
+                uses: "emit".into(),
+                inputs: BTreeMap::new(),
+                after: vec![],
+            },
+            GraphStep {
+                id: "b".into(),
+                uses: "scale".into(),
+                inputs: [("x".to_string(), "a.out".to_string())].into(),
+                after: vec!["a".into()],
+            },
+        ],
+    };
+    let mut run = new_run("p");
+    run.graph = Some(graph.clone());
+    let id = store.begin_run(&run).unwrap();
+    assert_eq!(store.get_run(&id).unwrap().graph, Some(graph));
+    let json = serde_json::to_value(store.get_run(&id).unwrap()).unwrap();
+    assert_eq!(json["graph"]["steps"][1]["inputs"]["x"], "a.out");
 }

@@ -7,7 +7,7 @@
 
 use crate::param::{ParamValue, format_float};
 use flowrun_artifacts::ArtifactKind;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -133,6 +133,30 @@ pub struct NewRun {
     pub command_line: String,
     /// The id of the flowrun process.
     pub pid: u32,
+    /// The pipeline's steps and the connections between them, when known.
+    pub graph: Option<RunGraph>,
+}
+
+/// A pipeline's graph as it was when a run started: every step, the
+/// outputs it reads and the steps it must follow. The run store keeps it
+/// with the run because the pipeline file may change afterwards.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunGraph {
+    /// The steps in the pipeline's order.
+    pub steps: Vec<GraphStep>,
+}
+
+/// A step of a [`RunGraph`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphStep {
+    /// The step id in the pipeline.
+    pub id: String,
+    /// The registered step it uses.
+    pub uses: String,
+    /// Each input and the output it reads, as `step.output`.
+    pub inputs: BTreeMap<String, String>,
+    /// The steps it runs after without reading their outputs.
+    pub after: Vec<String>,
 }
 
 /// A step run about to start, or one recorded whole.
@@ -215,6 +239,9 @@ pub struct RunDetail {
     pub params: BTreeMap<String, ParamValue>,
     /// The step runs in the order they started.
     pub steps: Vec<StepRunDetail>,
+    /// The pipeline's graph when the run started; unset for runs recorded
+    /// by flowrun versions that did not keep it.
+    pub graph: Option<RunGraph>,
 }
 
 /// A step run with its parameters, metrics, tags and lineage.

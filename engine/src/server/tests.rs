@@ -138,6 +138,7 @@ impl Fixture {
                 params: Default::default(),
                 command_line: "flowrun deployment.yaml".into(),
                 pid: std::process::id(),
+                graph: None,
             })
             .unwrap();
         let step_run = runs

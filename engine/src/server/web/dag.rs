@@ -1,18 +1,18 @@
-//! The picture of a run's DAG: steps as boxes coloured by outcome, and an
-//! arrow for each data connection, laid out in columns from left to right.
+//! The picture of a run's DAG: steps as boxes coloured by outcome, a solid
+//! arrow for each data connection and a dashed one for each `after:`
+//! ordering constraint, laid out in columns from left to right.
 //!
-//! The arrows come from what the run store recorded with each step, not
-//! from the pipeline file, which may have changed since the run:
+//! The arrows come from what the run store recorded with the run, not from
+//! the pipeline file, which may have changed since:
 //!
-//! - a step that started has a key detail whose inputs name their producer
-//!   (`step.output`), and that is the arrow;
-//! - without a key detail, an input's content hash is matched to the
-//!   outputs of the run's other steps.
-//!
-//! NOTE: two kinds of edge cannot be drawn from the record. `after:`
-//! ordering constraints carry no data and are not stored, and a step that
-//! never started (skipped, pending) recorded no inputs. Such steps are drawn
-//! in an extra last column without arrows, and the caption explains why.
+//! - the run's graph, kept with the run when it started, names every
+//!   step's inputs (`step.output`) and `after:` list, including those of
+//!   steps that never started;
+//! - runs recorded before the graph was kept fall back to each step's key
+//!   detail, whose inputs name their producer, and without one to matching
+//!   an input's content hash to the outputs of the run's other steps. There
+//!   a step that never started has no arrows: it is drawn in an extra last
+//!   column, and the caption explains why.
 //!
 //! Layout: a step's column is one more than the highest column of the
 //! steps it reads from. Within a column, steps are ordered by the mean row
@@ -51,13 +51,16 @@ pub(super) struct Node {
     pub(super) inputs_known: bool,
 }
 
-/// A data connection: `from` produced an artifact that `to` read.
+/// A connection: `from` produced an artifact that `to` read, or `to` runs
+/// after `from` without reading its outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Edge {
     pub(super) from: usize,
     pub(super) to: usize,
-    /// `output → input` pairs, for the tooltip.
+    /// `output → input` pairs, or `after`, for the tooltip.
     pub(super) labels: Vec<String>,
+    /// Whether the connection carries no data (an `after:` constraint).
+    pub(super) ordering_only: bool,
 }
 
 /// The steps and data connections of one run.
@@ -74,11 +77,15 @@ impl Dag {
         let mut index: BTreeMap<&str, usize> = BTreeMap::new();
         let mut nodes: Vec<Node> = Vec::new();
         for step in &run.steps {
+            let in_graph = run
+                .graph
+                .as_ref()
+                .is_some_and(|graph| graph.steps.iter().any(|g| g.id == step.step_id));
             let node = Node {
                 id: step.step_id.clone(),
                 status: step.status,
                 duration_ms: step.duration_ms,
-                inputs_known: step.key_detail.is_some() || !step.inputs.is_empty(),
+                inputs_known: in_graph || step.key_detail.is_some() || !step.inputs.is_empty(),
             };
             match index.get(step.step_id.as_str()) {
                 Some(&i) => nodes[i] = node,
@@ -89,21 +96,54 @@ impl Dag {
             }
         }
 
-        let mut edges: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+        // (from, to) -> (labels, whether any carries data)
+        let mut edges: BTreeMap<(usize, usize), (Vec<String>, bool)> = BTreeMap::new();
+        let mut add = |from: usize, to: usize, label: String, data: bool| {
+            if from == to {
+                return;
+            }
+            let (labels, carries_data) = edges.entry((from, to)).or_default();
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+            *carries_data |= data;
+        };
         for step in &run.steps {
             let to = index[step.step_id.as_str()];
-            for (from, label) in producers(run, step, &index) {
-                if from != to {
-                    let labels = edges.entry((from, to)).or_default();
-                    if !labels.contains(&label) {
-                        labels.push(label);
+            let recorded = run
+                .graph
+                .as_ref()
+                .and_then(|graph| graph.steps.iter().find(|g| g.id == step.step_id));
+            match recorded {
+                Some(graph_step) => {
+                    for (input, source) in &graph_step.inputs {
+                        // A step id never contains a dot, so the first one ends it.
+                        let (producer, output) = source.split_once('.').unwrap_or((source, ""));
+                        if let Some(&from) = index.get(producer) {
+                            add(from, to, format!("{output} → {input}"), true);
+                        }
+                    }
+                    for before in &graph_step.after {
+                        if let Some(&from) = index.get(before.as_str()) {
+                            add(from, to, "after".to_string(), false);
+                        }
+                    }
+                }
+                None => {
+                    for (from, label) in producers(run, step, &index) {
+                        add(from, to, label, true);
                     }
                 }
             }
         }
         let edges = edges
             .into_iter()
-            .map(|((from, to), labels)| Edge { from, to, labels })
+            .map(|((from, to), (labels, data))| Edge {
+                from,
+                to,
+                labels,
+                ordering_only: !data,
+            })
             .collect();
         Dag { nodes, edges }
     }
@@ -210,8 +250,13 @@ impl Dag {
             0 => (((x2 - x1) / 2.0).max(24.0), 0.0),
             n => (COLUMN_GAP, arc_lift(n)),
         };
+        let class = if edge.ordering_only {
+            "edge after"
+        } else {
+            "edge"
+        };
         html! {
-            path.edge d={ "M " (x1) " " (y1) " C " (x1 + bend) " " (y1 - lift) ", "
+            path class=(class) d={ "M " (x1) " " (y1) " C " (x1 + bend) " " (y1 - lift) ", "
                 (x2 - bend) " " (y2 - lift) ", " (x2 - 1.0) " " (y2) }
                 marker-end="url(#arrow)" {
                 title {
@@ -410,7 +455,8 @@ fn clip(id: &str) -> String {
 mod tests {
     use super::*;
     use crate::runstore::{
-        ArtifactRecord, InputRecord, OutputRecord, RunStatus, RunSummary, StepRunDetail,
+        ArtifactRecord, GraphStep, InputRecord, OutputRecord, RunGraph, RunStatus, RunSummary,
+        StepRunDetail,
     };
     use flowrun_artifacts::ArtifactKind;
 
@@ -461,6 +507,7 @@ mod tests {
             },
             params: Default::default(),
             steps,
+            graph: None,
         }
     }
 
@@ -521,6 +568,59 @@ mod tests {
         let dag = Dag::from_run(&run(vec![producer, consumer]));
         assert_eq!(dag.edges.len(), 1);
         assert_eq!(dag.edges[0].labels, ["report → data"]);
+    }
+
+    #[test]
+    fn recorded_graph_draws_skipped_steps_and_after_edges() {
+        let graph_step = |id: &str, inputs: &[(&str, &str)], after: &[&str]| GraphStep {
+            id: id.to_string(),
+            uses: id.to_string(),
+            inputs: inputs
+                .iter()
+                .map(|(input, from)| (input.to_string(), from.to_string()))
+                .collect(),
+            after: after.iter().map(|s| s.to_string()).collect(),
+        };
+        let never_started = |id: &str| StepRunDetail {
+            key_detail: None,
+            duration_ms: None,
+            ..step(id, StepStatus::Skipped)
+        };
+        let mut record = run(vec![
+            step("a", StepStatus::Succeeded),
+            reads(step("b", StepStatus::Failed), &[("x", "a.out")]),
+            never_started("c"),
+            never_started("d"),
+        ]);
+        record.graph = Some(RunGraph {
+            steps: vec![
+                graph_step("a", &[], &[]),
+                graph_step("b", &[("x", "a.out")], &[]),
+                graph_step("c", &[("y", "b.out")], &["a"]),
+                graph_step("d", &[], &["b"]),
+                // In the pipeline but not part of this run: not drawn.
+                graph_step("z", &[("q", "a.out")], &[]),
+            ],
+        });
+        let dag = Dag::from_run(&record);
+        assert!(!dag.has_unknown_inputs());
+        let edges: Vec<(usize, usize, bool)> = dag
+            .edges
+            .iter()
+            .map(|e| (e.from, e.to, e.ordering_only))
+            .collect();
+        assert_eq!(
+            edges,
+            [(0, 1, false), (0, 2, true), (1, 2, false), (1, 3, true)]
+        );
+        assert_eq!(dag.edges[2].labels, ["out → y"]);
+        assert_eq!(dag.layout(), [(0, 0), (1, 0), (2, 0), (2, 1)]);
+        let svg = dag.svg().into_string();
+        assert_eq!(
+            svg.matches(r#"<path class="edge after""#).count(),
+            2,
+            "{svg}"
+        );
     }
 
     #[test]

@@ -164,9 +164,17 @@ pub(super) fn detail(state: &ServerState, id: &str) -> Result<Page, WebError> {
             div.scroll { (graph.svg()) }
             (dag::legend())
             p.caption {
-                "Arrows are the data connections recorded with each step's inputs: the "
-                "producing step and output of every input. Ordering-only dependencies ("
-                code { "after:" } ") are not recorded and not drawn."
+                @if run.graph.is_some() {
+                    "The pipeline's graph as it was when the run started. Solid arrows are "
+                    "data connections: the producing step and output of every input. Dashed "
+                    "arrows are " code { "after:" } " dependencies, which order steps without "
+                    "passing data."
+                } @else {
+                    "Arrows are the data connections recorded with each step's inputs: the "
+                    "producing step and output of every input. This run was recorded by an "
+                    "older flowrun that did not keep the pipeline's graph, so ordering-only "
+                    "dependencies (" code { "after:" } ") are not drawn."
+                }
                 @if graph.has_unknown_inputs() {
                     " Steps that never started recorded no inputs, so they stand without "
                     "arrows in the last column."

@@ -164,6 +164,7 @@ impl Fixture {
                 .into(),
                 command_line: "flowrun deployment.yaml".into(),
                 pid: std::process::id(),
+                graph: None,
             })
             .unwrap();
 
@@ -627,6 +628,7 @@ async fn runs_list_pages_through_older_runs() {
                 params: Default::default(),
                 command_line: "flowrun extra.yaml".into(),
                 pid: 1,
+                graph: None,
             })
             .unwrap();
         fixture
