@@ -203,3 +203,142 @@ fn second_deploy_swaps_model_in_place() {
         serving_common::process_gone(pid)
     }));
 }
+
+/// The run's `deployment_trigger` step from `runs show latest --json`.
+fn latest_decision(project: &Project) -> serde_json::Value {
+    let run = project.run(&["runs", "show", "latest", "--json"]);
+    let run: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_id"] == "deployment_trigger")
+        .unwrap()
+        .clone()
+}
+
+/// Copies the shipped sample into `dir`, keeping only the first `orders`
+/// orders (the other tables keep every row; the join drops the rest).
+fn small_sample(dir: &std::path::Path, orders: usize) {
+    use std::io::{BufRead, Write};
+    std::fs::create_dir_all(dir).unwrap();
+    let sample = serving_common::repo().join("data/olist-sample");
+    for entry in std::fs::read_dir(&sample).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".csv.gz") {
+            continue;
+        }
+        let target = dir.join(name.trim_end_matches(".gz"));
+        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(
+            std::fs::File::open(&path).unwrap(),
+        ));
+        let mut out = std::fs::File::create(&target).unwrap();
+        let keep = if name.starts_with("olist_orders_") {
+            orders + 1
+        } else {
+            usize::MAX
+        };
+        for line in reader.lines().take(keep) {
+            writeln!(out, "{}", line.unwrap()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn trigger_compares_models_on_the_same_test_rows() {
+    let project = Project::new();
+    let _guard = project.guard();
+    let first = project.deploy(0, &["max_mse=100"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(
+        first.stderr.contains(
+            "Result of model_deployer: customer_satisfaction version 1 deployed to production"
+        ),
+        "{}",
+        first.all()
+    );
+    assert!(
+        first
+            .stderr
+            .contains("started the server: http://127.0.0.1:")
+    );
+    let port = server_port(&project);
+
+    // A model with one boosting round is worse on the same test rows: it
+    // is registered, not deployed, and the run says so.
+    let worse = project.deploy(port, &["max_mse=100", "train_model.iterations=1"]);
+    assert_eq!(worse.code, 0, "{}", worse.all());
+    assert!(
+        worse.stderr.contains(
+            "Result of model_deployer: customer_satisfaction version 2 registered, not deployed"
+        ),
+        "{}",
+        worse.all()
+    );
+    assert!(worse.stderr.contains("keeps serving"), "{}", worse.all());
+    let trigger = latest_decision(&project);
+    assert_eq!(trigger["tags"]["decision"], "skip", "{trigger}");
+    let reason = trigger["tags"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("worse than production version 1 on the same test rows"),
+        "{reason}"
+    );
+    assert_eq!(project.production_version(), Some(1));
+    // The step override is recorded with the run's parameters.
+    let run = project.run(&["runs", "show", "latest", "--json"]);
+    let run: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(run["params"]["train_model.iterations"], 1, "{run}");
+
+    // A model scored on a few dozen rows is not trusted, however good its
+    // MSE looks, and production is scored on those same rows.
+    let tiny = project.path().join("tiny");
+    small_sample(&tiny, 150);
+    let small = project.run(&[
+        "run",
+        "pipelines/deployment.yaml",
+        "--set",
+        &format!("data_dir={}", tiny.display()),
+        "--set",
+        &format!("port={port}"),
+        "--set",
+        "max_mse=100",
+    ]);
+    assert_eq!(small.code, 0, "{}", small.all());
+    let trigger = latest_decision(&project);
+    assert_eq!(trigger["tags"]["decision"], "skip", "{trigger}");
+    let reason = trigger["tags"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("fewer than min_test_rows = 200"),
+        "{reason}"
+    );
+    assert_eq!(project.production_version(), Some(1));
+    let version = get(port, "/version").unwrap().json();
+    assert_eq!(version["version"], 1, "the server still serves version 1");
+
+    // With the row check lowered, the comparison runs on the small test
+    // set, where version 1 is scored too.
+    let compared = project.run(&[
+        "run",
+        "pipelines/deployment.yaml",
+        "--set",
+        &format!("data_dir={}", tiny.display()),
+        "--set",
+        &format!("port={port}"),
+        "--set",
+        "max_mse=100",
+        "--set",
+        "min_test_rows=1",
+    ]);
+    assert_eq!(compared.code, 0, "{}", compared.all());
+    let trigger = latest_decision(&project);
+    let reason = trigger["tags"]["reason"].as_str().unwrap();
+    assert!(reason.contains("on the same test rows"), "{reason}");
+
+    let pid = project.server_pid().unwrap();
+    let stopped = project.run(&["serve", "stop"]);
+    assert_eq!(stopped.code, 0, "{}", stopped.all());
+    assert!(serving_common::wait_for(Duration::from_secs(5), || {
+        serving_common::process_gone(pid)
+    }));
+}

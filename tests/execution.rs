@@ -211,6 +211,16 @@ fn step_error_is_reported() {
     let out = project.run(&["run", "p.yaml"]);
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("the disk is full"), "{}", out.all());
+
+    // --quiet prints only errors, and a failed step is one.
+    let quiet = project.run(&["-q", "run", "p.yaml"]);
+    assert_eq!(quiet.code, 1, "{}", quiet.all());
+    assert!(
+        quiet.stderr.contains("failed") && quiet.stderr.contains("the disk is full"),
+        "{}",
+        quiet.all()
+    );
+    assert!(!quiet.stderr.contains("Run "), "{}", quiet.all());
 }
 
 #[test]

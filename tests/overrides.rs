@@ -95,8 +95,10 @@ fn step_parameter_override_is_typed() {
     let out = project.run(&["run", "p.yaml", "--set", "table.rows=5"]);
     assert_eq!(out.code, 0, "{}", out.all());
     let run = project.latest_run();
-    let text = run.to_string();
-    assert!(text.contains("\"rows\""), "{text}");
+    // The run records the step override beside the pipeline parameters,
+    // typed, so that it is not hidden behind `rows: 300`.
+    assert_eq!(run["params"]["table.rows"], 5, "{run}");
+    assert_eq!(run["params"]["rows"], 300, "{run}");
 
     let bad = project.run(&["run", "p.yaml", "--set", "table.rows=2.5"]);
     assert_eq!(bad.code, 2, "{}", bad.all());

@@ -80,10 +80,16 @@ impl Printer {
         }
     }
 
+    /// Prints a line of progress; `--quiet` hides it.
     pub(crate) fn line(&self, text: &str) {
         if self.quiet {
             return;
         }
+        self.always(text);
+    }
+
+    /// Prints a line that `--quiet` keeps, such as a step's failure.
+    pub(crate) fn always(&self, text: &str) {
         let _guard = self.lock.lock().expect("printer lock poisoned");
         match &self.progress {
             Some(multi) => {
@@ -152,6 +158,9 @@ impl Reporter for Printer {
                 "  {:<9} {id}  (a stored output cannot be used: {reason})",
                 "recompute"
             )),
+            Event::StepFinished(report) if report.outcome == Outcome::Failed => {
+                self.always(&step_line(report))
+            }
             Event::StepFinished(report) => self.line(&step_line(report)),
         }
     }

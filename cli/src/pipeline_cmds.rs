@@ -143,11 +143,18 @@ fn check_selection_cached(
 }
 
 /// Prints the metrics of the run's final steps (those nothing depends on),
-/// such as the evaluation's MSE, so a run ends with its result.
-fn print_final_metrics(printer: &Printer, runs: &RunStore, run_id: &str, graph: &PipelineGraph) {
+/// such as the evaluation's MSE, and the `summary` tag of any step that
+/// set one (model_deployer says whether it deployed, and where the server
+/// is), so a run ends with its result.
+fn print_results(printer: &Printer, runs: &RunStore, run_id: &str, graph: &PipelineGraph) {
     let Ok(detail) = runs.get_run(run_id) else {
         return;
     };
+    for step in &detail.steps {
+        if let Some(summary) = step.tags.get("summary") {
+            printer.line(&format!("Result of {}: {summary}", step.step_id));
+        }
+    }
     for step in &detail.steps {
         if step.metrics.is_empty() || !graph.dependents(&step.step_id).is_empty() {
             continue;
@@ -227,7 +234,7 @@ pub(crate) fn run(
         .run(&pipeline, &graph, &options, &printer, &cancel)
         .with_context(|| format!("failed to run pipeline {}", pipeline.name))?;
     summary(&printer, &report);
-    print_final_metrics(&printer, &runs, &report.run_id, &graph);
+    print_results(&printer, &runs, &report.run_id, &graph);
 
     Ok(match report.status {
         RunStatus::Succeeded => 0,

@@ -436,6 +436,7 @@ mod tests {
             files: vec![PathBuf::from("p.yaml")],
             params: BTreeMap::new(),
             steps,
+            step_overrides: BTreeMap::new(),
         }
     }
 

@@ -332,10 +332,14 @@ impl<'a> Executor<'a> {
         self.mark_dead_runs();
         let nodes = build_nodes(pipeline, graph, &options.selection)?;
 
+        // Pipeline parameters, then the step parameters set with `--set
+        // step.param=...` as `step.param`: a step id never has a dot, so
+        // the two cannot collide.
         let params = pipeline
             .params
             .iter()
             .map(|(name, p)| (name.clone(), p.value.clone()))
+            .chain(pipeline.step_overrides.clone())
             .collect();
         let run_id = self.runs.begin_run(&NewRun {
             pipeline: pipeline.name.clone(),

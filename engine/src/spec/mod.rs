@@ -198,6 +198,10 @@ pub struct Pipeline {
     pub params: BTreeMap<String, PipelineParam>,
     /// Steps in file order, a parent's before the child's new ones.
     pub steps: Vec<PipelineStep>,
+    /// The step parameters set on the command line (`--set step.param=v`),
+    /// as `step.param` with the typed value, so that a run records them
+    /// beside the pipeline parameters.
+    pub step_overrides: BTreeMap<String, ParamValue>,
 }
 
 impl Pipeline {
@@ -332,6 +336,14 @@ fn resolve(
     params::apply_overrides(&mut params, overrides, diagnostics);
     let steps = steps::resolve(&merged.steps, registry, &params, overrides, diagnostics);
 
+    let step_overrides = overrides
+        .iter()
+        .filter_map(|o| {
+            let step = steps.iter().find(|s| Some(&s.id) == o.step.as_ref())?;
+            let value = step.params.get(&o.name)?;
+            Some((format!("{}.{}", step.id, o.name), value.clone()))
+        })
+        .collect();
     let files: Vec<PathBuf> = sources.paths().map(Path::to_path_buf).collect();
     Pipeline {
         name,
@@ -340,6 +352,7 @@ fn resolve(
         files,
         params: params.params,
         steps,
+        step_overrides,
     }
 }
 

@@ -20,7 +20,9 @@ use flowrun_artifacts::store::{ArtifactStore, LocalStore};
 use flowrun_artifacts::{Artifact, ArtifactKind};
 use flowrun_engine::runstore::{NewModelVersion, RunStore, StepStatus};
 use flowrun_engine::server::deploy::{self, ServerPolicy, ServerReport};
-use flowrun_engine::server::{DEFAULT_MAX_ROWS, DEFAULT_PORT, ServeConfig};
+use flowrun_engine::server::{
+    DEFAULT_MAX_ROWS, DEFAULT_PORT, ServeConfig, ServerFiles, ServerStatus,
+};
 use flowrun_engine::{
     ParamSpec, ParamType, ParamValue, Step, StepContext, StepError, StepOutputs, StepSignature,
 };
@@ -125,6 +127,22 @@ impl Step for ModelDeployer {
 
         if !deploy {
             ctx.set_tag("deployed", "false");
+            let server = match ServerFiles::new(ctx.store_dir()).status() {
+                Ok(ServerStatus::Running(info)) => format!(
+                    "the server at http://{}:{} keeps serving the production version",
+                    info.host, info.port
+                ),
+                Ok(ServerStatus::Starting) => "a server for this store is starting".to_string(),
+                _ => "no server is running for this store; start one with \
+                      `flowrun serve --daemon` to serve the production version"
+                    .to_string(),
+            };
+            ctx.set_tag(
+                "summary",
+                &format!(
+                    "{model_name} version {version} registered, not deployed: {reason}; {server}"
+                ),
+            );
             tracing::info!(
                 model = model_name,
                 version,
@@ -159,6 +177,27 @@ impl Step for ModelDeployer {
         if let ServerReport::Serving { pid, port, .. } = &outcome.server {
             ctx.set_tag("server", &format!("pid {pid}, port {port}"));
         }
+        let server = match &outcome.server {
+            ServerReport::Serving {
+                pid, port, started, ..
+            } => {
+                let host = ctx.param_str("host")?;
+                let how = if *started {
+                    "started the server"
+                } else {
+                    "the running server swapped it in"
+                };
+                format!("{how}: http://{host}:{port} (pid {pid})")
+            }
+            ServerReport::NotRunning => "no server is running for this store".to_string(),
+            ServerReport::NotNotified { reason } => {
+                format!("the server did not answer ({reason}) and loads it at its next check")
+            }
+        };
+        ctx.set_tag(
+            "summary",
+            &format!("{model_name} version {version} deployed to production: {reason}; {server}"),
+        );
         tracing::info!(model = model_name, version, server = ?outcome.server, "deployed");
         let output = json!({
             "model": model_name,

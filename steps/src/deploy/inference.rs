@@ -137,9 +137,24 @@ impl Step for BatchInference {
         let table = Table::new(columns)?;
 
         let output = ctx.param_str("output_csv")?;
-        if !output.is_empty() {
+        let written = if output.is_empty() {
+            String::new()
+        } else {
             write_csv(&table, Path::new(output))?;
-        }
+            format!(", written to {output}")
+        };
+        ctx.set_tag(
+            "summary",
+            &format!(
+                "{} rows scored by {}{written}",
+                table.num_rows(),
+                if versions_text.is_empty() {
+                    "the server"
+                } else {
+                    &versions_text
+                }
+            ),
+        );
         tracing::info!(rows = table.num_rows(), versions = %versions_text, output, "batch scored");
         Ok(StepOutputs::new().with("predictions", Artifact::Table(table)))
     }
