@@ -207,12 +207,21 @@ fn corrupt_artifact_is_recomputed() {
     assert_eq!(project.run(&["run", "p.yaml"]).code, 0);
     assert_eq!(metric(&project, "total", "sum"), 499_500.0);
 
-    // Flip one byte in the middle of the stored table, keeping its size.
+    // Flip one byte in the middle of the stored table, keeping its size
+    // and, as a copy tool that keeps times would, its modification time:
+    // the cache hit of gen cannot tell, so the read of total must.
     let path = output_path(&project, "gen", "table");
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(written)
+        .unwrap();
 
     // The consumer re-runs (its trace parameter changed) and must not read
     // the corrupt table: the producer runs again first.
@@ -508,4 +517,51 @@ fn missing_data_path_is_invalid_input() {
     assert!(out.stderr.contains("no/such/file.txt"), "{}", out.all());
     assert!(out.stderr.contains("does not exist"), "{}", out.all());
     assert!(!project.store().exists(), "nothing written\n{}", out.all());
+}
+
+#[test]
+fn damaged_output_of_a_final_step_is_not_a_cache_hit() {
+    // Nothing reads `total`'s output, so only the cache hit itself can
+    // notice that its stored file changed.
+    let project = Project::new();
+    let yaml = "name: tables\nsteps:\n  gen:\n    uses: make_table\n    params: {rows: 1000, trace: t}\n  copy:\n    uses: make_table\n    params: {rows: 10, trace: t}\n";
+    project.write("p.yaml", yaml);
+    assert_eq!(project.run(&["run", "p.yaml"]).code, 0);
+    let path = output_path(&project, "gen", "table");
+    let good = std::fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0xff;
+    std::fs::write(&path, &bad).unwrap();
+
+    let out = project.run(&["run", "p.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.status_of("gen").as_deref(),
+        Some("ran"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        out.status_of("copy").as_deref(),
+        Some("cached"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), good, "the file was repaired");
+
+    // Touching a file without changing it costs one check, not a re-run.
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    let out = project.run(&["run", "p.yaml"]);
+    assert_eq!(
+        out.status_of("gen").as_deref(),
+        Some("cached"),
+        "{}",
+        out.all()
+    );
 }

@@ -7,9 +7,17 @@
 //! Files are not fsynced: an fsync costs milliseconds per file, which
 //! dominated the time of pipelines with many small steps. A power loss can
 //! still leave a file with the right name but lost contents; readers catch
-//! that, because a cache hit checks each artifact's size, every read checks
+//! that, because a cache hit checks each artifact's size and time, every read checks
 //! its digest, and a malformed cache entry is dropped, so the step is
-//! recomputed rather than a damaged result used. A temporary file is
+//! recomputed rather than a damaged result used.
+//!
+//! Every file written here gets a fixed modification time,
+//! [`SEALED_MTIME`] (2000-01-01 UTC), before it is given its name. Writing
+//! to a file later sets its time to the present, so a file whose time is
+//! not [`SEALED_MTIME`] has been changed since flowrun wrote it (or was
+//! written by an older flowrun), and a cache hit checks its digest before
+//! using it. This is how a cache hit notices damage that keeps the size
+//! without reading every byte of every artifact. A temporary file is
 //! named `<pid>-<sequence>.tmp`, which lets [`remove_stale_tmp_files`]
 //! tell the leftovers of a crashed process from the files of a live one.
 //!
@@ -21,6 +29,35 @@ use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The modification time of every file as written by flowrun: 2000-01-01
+/// 00:00:00 UTC.
+pub(super) const SEALED_MTIME_SECS: u64 = 946_684_800;
+
+/// [`SEALED_MTIME_SECS`] as a time.
+pub(super) fn sealed_mtime() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(SEALED_MTIME_SECS)
+}
+
+/// Returns whether a file's metadata shows it unchanged since flowrun
+/// wrote it.
+pub(super) fn is_sealed(metadata: &std::fs::Metadata) -> bool {
+    metadata.modified().is_ok_and(|t| t == sealed_mtime())
+}
+
+/// Gives an existing file the sealed time again, after its contents were
+/// checked. Fails quietly in a read-only store: the file is then checked
+/// again on the next hit.
+pub(super) fn reseal(path: &Path) {
+    let resealed = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(sealed_mtime()));
+    if let Err(error) = resealed {
+        tracing::debug!(path = %path.display(), %error, "could not reseal a checked file");
+    }
+}
 
 /// Numbers the temporary files of this process.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -63,6 +100,7 @@ pub(super) fn write_tmp(tmp_dir: &Path, bytes: &[u8]) -> Result<PathBuf, Artifac
 
         let written = file
             .write_all(bytes)
+            .and_then(|()| file.set_modified(sealed_mtime()))
             .map_err(io_error("failed to write", &path));
         if let Err(error) = written {
             let _ = std::fs::remove_file(&path);

@@ -295,7 +295,28 @@ impl ArtifactStore for LocalStore {
     }
 
     fn exists(&self, r: &ArtifactRef) -> bool {
-        std::fs::metadata(self.path_of(r)).is_ok_and(|m| m.is_file() && m.len() == r.size)
+        let path = self.path_of(r);
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            return false;
+        };
+        if !metadata.is_file() || metadata.len() != r.size {
+            return false;
+        }
+        if files::is_sealed(&metadata) {
+            return true;
+        }
+        // Changed since it was written, or written by an older flowrun:
+        // only its digest tells.
+        match self.verify(r) {
+            Ok(()) => {
+                files::reseal(&path);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a stored artifact changed since it was written");
+                false
+            }
+        }
     }
 
     fn verify(&self, r: &ArtifactRef) -> Result<(), ArtifactError> {

@@ -26,6 +26,10 @@
 //!   against the reference before decoding, then checks the content hash in
 //!   the file's metadata, so damaged bytes are reported as
 //!   [`ArtifactError::Corrupt`] and never returned as a value.
+//! - [`exists`](ArtifactStore::exists), the check of every cache hit,
+//!   notices a file changed since it was written without reading it: each
+//!   file is written with a fixed modification time, and a file with
+//!   another time has its digest checked before it counts.
 //! - The caller writes a cache entry with [`put_entry`](ArtifactStore::put_entry)
 //!   only after every artifact it names has been stored, so an entry that
 //!   exists names artifacts that existed when it was written.
@@ -93,10 +97,11 @@ pub trait ArtifactStore: Send + Sync {
     /// decoded.
     fn get(&self, r: &ArtifactRef) -> Result<Artifact, ArtifactError>;
 
-    /// Returns whether the file is present with the right size. It reads no
-    /// file contents, so it is cheap enough for every cache hit; damage that
-    /// keeps the size is found by [`get`](Self::get) and
-    /// [`verify`](Self::verify).
+    /// Returns whether the file is present, with the right size and
+    /// contents. It is called on every cache hit, so it must be cheap for
+    /// an unchanged file: [`LocalStore`] reads only the file's metadata when
+    /// the file still has the modification time it was written with, and
+    /// checks the digest of any other.
     fn exists(&self, r: &ArtifactRef) -> bool;
 
     /// Checks the file's size and digest without decoding it.

@@ -166,8 +166,13 @@ fn corrupt_byte_is_detected() {
         let reference = store.put(&artifact, "p").expect("put");
         flip_middle_byte(&store.path_of(&reference));
 
-        // The size is unchanged, so the cheap check still passes.
-        assert!(store.exists(&reference));
+        // The size is unchanged, but writing changed the file's time, so
+        // the check of a cache hit reads the digest.
+        assert!(
+            !store.exists(&reference),
+            "exists accepted a damaged {}",
+            artifact.kind()
+        );
         assert!(
             matches!(store.verify(&reference), Err(ArtifactError::Corrupt { .. })),
             "verify accepted a damaged {}",
@@ -179,6 +184,48 @@ fn corrupt_byte_is_detected() {
             artifact.kind()
         );
     }
+}
+
+#[test]
+fn damage_that_keeps_size_and_time_is_caught_on_read() {
+    // A file changed and then given its old time back passes the cheap
+    // check, but no read ever returns its bytes.
+    let (_dir, store) = open_store();
+    let reference = store.put(&table(1.0), "p").expect("put");
+    let path = store.path_of(&reference);
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+    flip_middle_byte(&path);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(written)
+        .unwrap();
+    assert!(store.exists(&reference));
+    assert!(matches!(
+        store.get(&reference),
+        Err(ArtifactError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn touched_but_intact_file_is_checked_once_and_resealed() {
+    let (_dir, store) = open_store();
+    let reference = store.put(&model(), "p").expect("put");
+    let path = store.path_of(&reference);
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    assert!(store.exists(&reference), "an intact file was rejected");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        written,
+        "the checked file got its sealed time back"
+    );
 }
 
 #[test]

@@ -271,7 +271,7 @@ fn try_cached(
         tracing::warn!(
             step = %step.id,
             output = %missing.0,
-            "cache entry {} lists an artifact that is missing or truncated; recomputing",
+            "cache entry {} lists an artifact that is missing, truncated or changed; recomputing",
             key.short()
         );
         store
