@@ -163,3 +163,30 @@ fn closed_stdout_pipe_is_not_an_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn latest_of_an_empty_store_says_so() {
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    // A store with no runs yet, as a server started before any run leaves.
+    flowrun_engine::runstore::RunStore::open(&project.store().join("runs.db")).unwrap();
+    let show = project.run(&["runs", "show", "latest"]);
+    assert_ne!(show.code, 0, "{}", show.all());
+    assert!(show.stderr.contains("no runs yet"), "{}", show.all());
+}
+
+#[test]
+fn misspelled_step_selection_is_suggested() {
+    let project = Project::new();
+    project.write(
+        "p.yaml",
+        "name: sel\nsteps:\n  train_model:\n    uses: emit\n  evaluation:\n    uses: scale\n    inputs: {x: train_model.out}\n",
+    );
+    let out = project.run(&["run", "p.yaml", "--from", "trian"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("did you mean `train_model`?"),
+        "{}",
+        out.all()
+    );
+}

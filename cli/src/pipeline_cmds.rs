@@ -61,12 +61,8 @@ fn check_selection(selection: &Selection, pipeline: &Pipeline) -> anyhow::Result
     for name in names {
         if pipeline.step(name).is_none() {
             let ids: Vec<&str> = pipeline.steps.iter().map(|s| s.id.as_str()).collect();
-            let closest = ids
-                .iter()
-                .map(|id| (strsim::damerau_levenshtein(name, id), *id))
-                .filter(|(distance, _)| *distance <= 2)
-                .min();
-            let hint = closest.map_or(String::new(), |(_, id)| format!("did you mean `{id}`? "));
+            let hint = spec::closest_name(name, ids.iter().copied())
+                .map_or(String::new(), |id| format!("did you mean `{id}`? "));
             eprintln!(
                 "error: no step `{name}` in pipeline {}; {hint}its steps are: {}",
                 pipeline.name,

@@ -109,6 +109,12 @@ pub enum RunStoreError {
         id: String,
     },
 
+    /// `latest` was asked for, but the store has no run yet.
+    #[error(
+        "this store has no runs yet; run a pipeline first, for example `flowrun pipelines/training.yaml`"
+    )]
+    NoRuns,
+
     /// An id prefix that matches more than one run.
     #[error(
         "run id prefix `{prefix}` matches {} runs ({}); give more characters of the id, or list runs with `flowrun runs`",

@@ -140,7 +140,7 @@ fn resolve_run_id(tx: &Transaction<'_>, id: &str) -> Result<String, RunStoreErro
             })
             .optional()
             .context(action)?
-            .ok_or_else(not_found);
+            .ok_or(RunStoreError::NoRuns);
     }
 
     let exact: Option<String> = tx

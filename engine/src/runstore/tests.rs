@@ -410,13 +410,11 @@ fn get_run_by_prefix_and_latest() {
 }
 
 #[test]
-fn latest_on_empty_store_is_not_found() {
+fn latest_on_empty_store_says_there_are_no_runs() {
     let (_dir, store) = open_temp();
     let error = store.get_run("latest").unwrap_err();
-    assert!(
-        matches!(error, RunStoreError::RunNotFound { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, RunStoreError::NoRuns), "{error}");
+    assert!(error.to_string().contains("no runs yet"), "{error}");
 }
 
 #[test]

@@ -113,6 +113,7 @@ mod tests;
 pub use duration::{format_duration, parse_duration};
 pub use error::{Location, Note, Snippet, SpecError, SpecErrors};
 pub use overrides::{Override, parse_override};
+pub use suggest::closest as closest_name;
 
 use crate::graph::PipelineGraph;
 use crate::param::{ParamType, ParamValue};

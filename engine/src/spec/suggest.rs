@@ -6,18 +6,30 @@
 
 /// Returns the candidate closest to `name`, if one is close enough to be a
 /// likely typo: at most one edit for names of up to five characters, and up
-/// to a third of the name's length for longer ones. Ties go to the earlier
-/// candidate.
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+/// to a third of the name's length for longer ones. A name of three or more
+/// characters is also compared with the start of each longer candidate, so
+/// that a misspelled short form (`trian`) finds `train_model`. Ties go to
+/// the earlier candidate.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let length = name.chars().count();
+    let limit = (length / 3).max(1);
+    // Ranks are twice the distance, plus one for a match of the start
+    // only, so that a whole-name match wins a tie.
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
-        let distance = strsim::damerau_levenshtein(name, candidate);
-        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
-            best = Some((distance, candidate));
+        let whole = strsim::damerau_levenshtein(name, candidate);
+        let mut rank = (whole <= limit).then_some(2 * whole);
+        if length >= 3 && candidate.chars().count() > length {
+            let start: String = candidate.chars().take(length).collect();
+            let distance = strsim::damerau_levenshtein(name, &start);
+            if distance <= limit {
+                rank = Some(rank.map_or(2 * distance + 1, |r| r.min(2 * distance + 1)));
+            }
+        }
+        if let Some(rank) = rank
+            && best.is_none_or(|(r, _)| rank < r)
+        {
+            best = Some((rank, candidate));
         }
     }
     best.map(|(_, candidate)| candidate)
@@ -70,6 +82,17 @@ mod tests {
             closest("max_dpth", ["learning_rate", "max_depth"]),
             Some("max_depth")
         );
+    }
+
+    #[test]
+    fn misspelled_start_finds_longer_name() {
+        let steps = ["ingest_data", "clean_data", "train_model", "evaluation"];
+        assert_eq!(closest("trian", steps), Some("train_model"));
+        assert_eq!(closest("evaluate", steps), Some("evaluation"));
+        // A whole-name typo beats a matching start.
+        assert_eq!(closest("trian", ["train_model", "train"]), Some("train"));
+        // Short names are not matched by their start.
+        assert_eq!(closest("tr", ["train_model"]), None);
     }
 
     #[test]

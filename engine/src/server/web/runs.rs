@@ -131,6 +131,14 @@ pub(super) fn detail(state: &ServerState, id: &str) -> Result<Page, WebError> {
                 back_label: "Back to Runs",
             });
         }
+        Err(RunStoreError::NoRuns) => {
+            return Err(WebError::NotFound {
+                message: "No pipeline has run with this store yet, so there is no latest run."
+                    .to_string(),
+                back: "/runs",
+                back_label: "Back to Runs",
+            });
+        }
         Err(RunStoreError::AmbiguousRun { matches, .. }) => {
             return Err(WebError::NotFound {
                 message: format!(
