@@ -96,6 +96,13 @@ async function invoke(record) {
   return { prediction: body.predictions[0], version: response.headers.get('x-flowrun-model-version') };
 }
 
+/** Returns whether the page scrolls sideways, or an element overflows its box. */
+async function overflowsSideways(selector = 'html') {
+  return page.$$eval(selector, (elements) =>
+    elements.some((element) => element.scrollWidth > element.clientWidth + 1),
+  );
+}
+
 /** Returns the error message shown beside a field, or null. */
 async function fieldError(name) {
   const error = page.locator(`#e-${name}`);
@@ -123,6 +130,72 @@ test('predict form has labelled, validated inputs', async () => {
   assert.equal(await page.locator('form.predict').evaluate((form) => form.checkValidity()), false);
 });
 
+test('bounded features take only their real values', async () => {
+  await page.goto(`${base}/`);
+  // clean_data numbers months from 1 and weekdays from 0 for Monday.
+  const expected = {
+    purchase_month: ['1', '12', /A month is a whole number from 1 to 12/],
+    purchase_weekday: ['0', '6', /A weekday is a whole number from 0 \(Monday\) to 6 \(Sunday\)/],
+    same_state: ['0', '1', /Enter 1 for yes or 0 for no/],
+  };
+  for (const [name, [min, max, rule]] of Object.entries(expected)) {
+    const input = page.locator(`input[name="${name}"]`);
+    assert.equal(await input.getAttribute('min'), min, name);
+    assert.equal(await input.getAttribute('max'), max, name);
+    assert.equal(await input.getAttribute('step'), '1', name);
+    assert.match(await page.locator(`#h-${name}`).textContent(), rule);
+  }
+  for (const name of ['order_item_count', 'order_seller_count', 'product_photos_qty']) {
+    const input = page.locator(`input[name="${name}"]`);
+    assert.equal(await input.getAttribute('step'), '1', name);
+    assert.ok(Number(await input.getAttribute('min')) >= 0, name);
+  }
+  // The browser refuses a month of 13 and half an item before sending.
+  await page.fill('input[name="purchase_month"]', '13');
+  assert.equal(await page.locator('input[name="purchase_month"]').evaluate((i) => i.validity.rangeOverflow), true);
+  await page.fill('input[name="order_item_count"]', '1.5');
+  assert.equal(await page.locator('input[name="order_item_count"]').evaluate((i) => i.validity.stepMismatch), true);
+
+  // The server checks again, for a link made by hand.
+  await page.goto(`${base}/`);
+  const defaults = new URLSearchParams(
+    Object.entries(await formRecord()).map(([name, value]) => [name, String(value)]),
+  );
+  const cases = [
+    ['purchase_month', '23', /“23” is not a valid value\. A month is a whole number from 1 to 12\./],
+    ['purchase_month', '0', /A month is a whole number from 1 to 12/],
+    ['purchase_weekday', '12', /A weekday is a whole number from 0 \(Monday\) to 6/],
+    ['same_state', '2', /Enter 1 for yes or 0 for no/],
+    ['order_item_count', '1.5', /whole number of items/],
+    ['product_photos_qty', '-1', /whole number, 0 or more/],
+  ];
+  for (const [name, value, message] of cases) {
+    const query = new URLSearchParams(defaults);
+    query.set(name, value);
+    const response = await page.goto(`${base}/?${query}`);
+    assert.equal(response.status(), 422, `${name}=${value}`);
+    assert.match(await fieldError(name), message, `${name}=${value}`);
+    assert.equal(await page.locator('#prediction').count(), 0, `${name}=${value}`);
+  }
+  const response = await page.goto(`${base}/?${defaults}`);
+  assert.equal(response.status(), 200, 'the training defaults are valid values');
+});
+
+test('an absurd value is quoted compactly', async () => {
+  await page.goto(`${base}/`);
+  const query = new URLSearchParams(
+    Object.entries(await formRecord()).map(([name, value]) => [name, String(value)]),
+  );
+  query.set('price', '1e308');
+  const response = await page.goto(`${base}/?${query}`);
+  assert.equal(response.status(), 422);
+  const message = await fieldError('price');
+  assert.match(message, /^“1e308” is implausible: enter a value from 0 to /);
+  assert.ok(message.length < 120, message);
+  assert.equal(await page.inputValue('input[name="price"]'), '1e308');
+  assert.equal(await overflowsSideways(), false, 'the page scrolls sideways');
+});
+
 test('prediction equals /invocations for the same row', async () => {
   await page.goto(`${base}/`);
   await page.fill('input[name="price"]', '149.9');
@@ -148,6 +221,13 @@ test('prediction equals /invocations for the same row', async () => {
   const compared = page.locator('table.compare tbody tr');
   assert.equal(await compared.count(), await page.locator('form.predict .field').count());
   assert.ok(await compared.first().isVisible());
+
+  // The curl command names the address the browser used, ready to paste.
+  const snippet = await page.locator('pre.request code').textContent();
+  assert.ok(snippet.includes(`'http://${new URL(base).host}/invocations'`), snippet);
+  assert.ok(!snippet.includes('HOST:PORT'), snippet);
+  const body = JSON.parse(snippet.match(/--data '(.*)' \\/)[1]);
+  assert.deepEqual(body.dataframe_records[0], record);
 });
 
 test('bad values come back with messages', async () => {
@@ -159,7 +239,7 @@ test('bad values come back with messages', async () => {
   assert.match(await page.locator('.problem').textContent(), /inputs need a change/);
   assert.match(await fieldError('price'), /Enter a value/);
   assert.match(await fieldError('freight_value'), /“abc” is not a number/);
-  assert.match(await fieldError('payment_value'), /Enter 0 or more/);
+  assert.match(await fieldError('payment_value'), /“-3” is not a valid value\. An amount of money cannot be negative\./);
   assert.match(await fieldError('product_weight_g'), /implausible/);
   assert.equal(await page.inputValue('input[name="freight_value"]'), 'abc');
   assert.equal(await page.inputValue('input[name="payment_value"]'), '-3');
@@ -170,7 +250,7 @@ test('bad values come back with messages', async () => {
   await page.locator('form.predict').evaluate((form) => { form.noValidate = true; });
   await page.fill('input[name="price"]', '-1');
   await Promise.all([page.waitForURL(/\?/), page.click('button[type="submit"]')]);
-  assert.match(await fieldError('price'), /Enter 0 or more/);
+  assert.match(await fieldError('price'), /An amount of money cannot be negative/);
   assert.equal(await fieldError('freight_value'), null);
   assert.equal(await page.inputValue('input[name="price"]'), '-1');
 });
@@ -183,6 +263,18 @@ test('models page compares versions', async () => {
   assert.match(await page.locator('table.versions').textContent(), /production/);
   assert.ok((await page.locator('svg.chart').count()) >= 2, 'comparison and importance charts');
   assert.ok((await page.locator('#importance svg rect.bar').count()) >= 10);
+  // R² and the gain over baseline compare with different means, so each
+  // heading names its mean.
+  const r2 = page.locator('table.versions th abbr', { hasText: 'R² vs test mean' });
+  assert.match(await r2.getAttribute('title'), /mean of the test rows/);
+  const gain = page.locator('table.versions th abbr', { hasText: 'Gain over baseline' });
+  assert.match(await gain.getAttribute('title'), /baseline MSE/);
+  assert.match(await page.locator('p.caption').first().textContent(), /R² can be below 0 while the gain is positive/);
+  // At 1280 pixels, no card and no table pushes the page sideways.
+  assert.ok((await page.locator('table.history tbody tr').count()) >= 2);
+  assert.equal(await overflowsSideways(), false, 'the page scrolls sideways');
+  assert.equal(await overflowsSideways('section.card'), false, 'a card overflows');
+  assert.equal(await overflowsSideways('section.card div.scroll'), false, 'a table scrolls inside its card');
   await page.screenshot({ path: join(shots, 'models.png'), fullPage: true });
 });
 

@@ -4,18 +4,42 @@
 //! Every function returns plain text; the templates escape it. Nothing here
 //! reads the stores or decides what a page shows.
 
-/// Formats a number for reading: integers without a fraction, other
-/// values with about four significant digits, and `NaN`, `inf`, `-inf`.
+/// Numbers at least this large are shown with an exponent, so that a
+/// value such as 1e308 takes five characters on a page, not 309.
+const EXPONENT_FROM: f64 = 1e15;
+
+/// Numbers closer to 0 than this, other than 0, are shown with an exponent
+/// instead of a row of zeros that four significant digits would cut.
+const EXPONENT_BELOW: f64 = 1e-4;
+
+/// Formats a number for reading: integers below 10¹⁵ without a fraction,
+/// other values with about four significant digits, very large and very
+/// small ones with an exponent (`1e308`, `2.5e-7`), and `NaN`, `inf`,
+/// `-inf`.
 pub(super) fn number(x: f64) -> String {
     if !x.is_finite() {
         return crate::param::format_float(x);
     }
-    if x == x.trunc() && x.abs() < 1e15 {
+    let size = x.abs();
+    if size >= EXPONENT_FROM || (size > 0.0 && size < EXPONENT_BELOW) {
+        return scientific(x);
+    }
+    if x == x.trunc() {
         return format!("{x:.0}");
     }
-    let magnitude = x.abs().log10().floor() as i32;
+    let magnitude = size.log10().floor() as i32;
     let decimals = (3 - magnitude).clamp(0, 8) as usize;
     trim_zeros(format!("{x:.decimals$}"))
+}
+
+/// Formats a number with four significant digits and an exponent, without
+/// trailing zeros: `1e308`, `1.235e20`.
+fn scientific(x: f64) -> String {
+    let text = format!("{x:.3e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa.to_string())),
+        None => text,
+    }
 }
 
 /// Formats a number as an input value: the shortest text that reads back
@@ -112,6 +136,17 @@ mod tests {
         assert_eq!(number(1502845123.0), "1502845123");
         assert_eq!(number(-2.5), "-2.5");
         assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(number(0.0), "0");
+    }
+
+    #[test]
+    fn number_uses_exponent_at_extremes() {
+        assert_eq!(number(1e308), "1e308");
+        assert_eq!(number(-1e308), "-1e308");
+        assert_eq!(number(1.23456e20), "1.235e20");
+        assert_eq!(number(2.5e-7), "2.5e-7");
+        assert_eq!(number(999_999_999_999_999.0), "999999999999999");
+        assert_eq!(number(f64::MAX).len(), "1.798e308".len());
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! - Pages need no JavaScript and load nothing from another origin; the
 //!   Content-Security-Policy header forbids both.
 
+mod address;
 mod charts;
 mod dag;
 mod features;
@@ -170,10 +171,18 @@ pub(super) async fn route(
     let state_for_page = Arc::clone(state);
     let model = model.cloned();
     let query = request.uri().query().unwrap_or_default().to_string();
+    let host = address::from_request(&request);
     let path = trimmed.to_string();
-    let built =
-        tokio::task::spawn_blocking(move || build(&state_for_page, model.as_ref(), &path, &query))
-            .await;
+    let built = tokio::task::spawn_blocking(move || {
+        build(
+            &state_for_page,
+            model.as_ref(),
+            &path,
+            &query,
+            host.as_deref(),
+        )
+    })
+    .await;
     let chrome = Chrome {
         served: chrome_model,
         model_name: &state.config().model,
@@ -188,12 +197,14 @@ pub(super) async fn route(
     }
 }
 
-/// Builds the page for a path. Blocks on the stores.
+/// Builds the page for a path. Blocks on the stores. `host` is the
+/// request's `host:port` from [`address::from_request`].
 fn build(
     state: &ServerState,
     model: Option<&Arc<LoadedModel>>,
     path: &str,
     query: &str,
+    host: Option<&str>,
 ) -> Result<Page, WebError> {
     let segments: Vec<String> = path
         .trim_start_matches('/')
@@ -206,7 +217,7 @@ fn build(
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match segments.as_slice() {
-        [""] => Ok(predict::page(state, model, query)),
+        [""] => Ok(predict::page(state, model, query, host)),
         ["models"] => models::overview(state, model),
         ["models", name] => models::model_page(state, model, name),
         ["models", name, version] => models::version_page(state, model, name, version),

@@ -32,15 +32,62 @@ const IMPORTANCE_OUTPUT: &str = "feature_importance";
 /// How many stage changes a page lists, newest first.
 const HISTORY_ROWS: usize = 20;
 
-/// The metrics columns of the versions table: key in the registry's
-/// metrics object, and heading.
-const METRICS: [(&str, &str); 5] = [
-    ("mse", "MSE"),
-    ("rmse", "RMSE"),
-    ("mae", "MAE"),
-    ("r2", "R²"),
-    ("baseline_mse", "Baseline MSE"),
+/// A metrics column of the versions table.
+struct MetricColumn {
+    /// The key in the registry's metrics object.
+    key: &'static str,
+    heading: &'static str,
+    /// The metric's definition for a reader who is no statistician, shown
+    /// as the heading's tooltip.
+    meaning: &'static str,
+}
+
+/// The metrics columns of the versions table, in order.
+const METRICS: [MetricColumn; 5] = [
+    MetricColumn {
+        key: "mse",
+        heading: "MSE",
+        meaning: "Mean squared error on the test rows: the mean of (actual − predicted)². \
+                  Lower is better.",
+    },
+    MetricColumn {
+        key: "rmse",
+        heading: "RMSE",
+        meaning: "Root mean squared error: a typical prediction error, in the unit of the \
+                  predicted value. Lower is better.",
+    },
+    MetricColumn {
+        key: "mae",
+        heading: "MAE",
+        meaning: "Mean absolute error: the mean size of a prediction error, in the unit of \
+                  the predicted value. Lower is better.",
+    },
+    MetricColumn {
+        key: "r2",
+        heading: "R² vs test mean",
+        meaning: "1 − MSE / variance of the test rows: the model against predicting the mean \
+                  of the test rows themselves, which no model knows in advance. 1 is perfect, \
+                  0 matches that mean, below 0 is worse than it.",
+    },
+    MetricColumn {
+        key: "baseline_mse",
+        heading: "Baseline MSE",
+        meaning: "MSE of the baseline, which predicts the mean of the training rows for every \
+                  test row and needs no model.",
+    },
 ];
+
+/// The meaning of the gain column, as its tooltip.
+const GAIN_MEANING: &str = "1 − MSE / baseline MSE: the share of the baseline's error that \
+                            the model removes. Above 0 the model beats predicting the training \
+                            mean.";
+
+/// The run parameters that choose a version's training and test rows. Two
+/// versions whose runs differ in one of them were measured on different
+/// test rows, so the versions table shows these parameters beside their
+/// metrics. `seed` is among them because it seeds the train/test split of
+/// the shipped pipelines.
+const DATA_PARAMS: [&str; 4] = ["data_dir", "feature_set", "split", "seed"];
 
 /// Builds `/models`: the served model in full, other models as links.
 pub(super) fn overview(
@@ -142,9 +189,12 @@ pub(super) fn version_page(
                     code title=(v.artifact_hash) { (format::hash_prefix(&v.artifact_hash)) }
                     @if let Some(size) = info.artifact_size { ", " (format::bytes(size)) }
                 }
-                @for (key, heading) in METRICS {
-                    dt { (heading) } dd.num { (format::metric(metric(&v.metrics, key))) }
+                @for column in &METRICS {
+                    dt { abbr title=(column.meaning) { (column.heading) } }
+                    dd.num { (format::metric(metric(&v.metrics, column.key))) }
                 }
+                dt { abbr title=(GAIN_MEANING) { "Gain over baseline" } }
+                dd.num { (gain(&v.metrics)) }
                 @if let Some(rows) = v.metrics.get("test_rows").and_then(Value::as_u64) {
                     dt { "Test rows" } dd.num { (rows) }
                 }
@@ -194,6 +244,7 @@ fn model_section(
         .iter()
         .find(|v| v.version.stage == Stage::Production)
         .or_else(|| versions.last());
+    let data_params = differing_data_params(versions);
     Ok(html! {
         section.card {
             h2 { (name) }
@@ -208,13 +259,26 @@ fn model_section(
                     None => { "; this server serves none." }
                 }
             }
+            @if !data_params.is_empty() {
+                p.notice.data-differs {
+                    "These versions were trained and tested on different data: their runs differ in "
+                    @for (i, param) in data_params.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        code { (param) }
+                    }
+                    ". Each version's metrics come from its own test rows, so compare them with care."
+                }
+            }
             div.scroll {
                 table.versions {
                     thead {
                         tr {
                             th { "Version" } th { "Stage" } th { "Registered" } th { "Run" }
-                            @for (_, heading) in METRICS { th.num { (heading) } }
-                            th.num title="1 − MSE / baseline MSE: the share of the baseline's error the model removes" { "Gain over baseline" }
+                            @for param in &data_params {
+                                th title="Run parameter that chooses the training and test rows" { code { (param) } }
+                            }
+                            @for column in &METRICS { th.num { abbr title=(column.meaning) { (column.heading) } } }
+                            th.num { abbr title=(GAIN_MEANING) { "Gain over baseline" } }
                         }
                     }
                     tbody {
@@ -225,7 +289,8 @@ fn model_section(
                                 td { (stage_badge(v.stage)) }
                                 td { (format::timestamp(&v.created_at)) }
                                 td { a href={ "/runs/" (encode(&v.run_id)) } { code { (v.run_id) } } }
-                                @for (key, _) in METRICS { td.num { (format::metric(metric(&v.metrics, key))) } }
+                                @for param in &data_params { td.param { (param_text(info.params.get(*param))) } }
+                                @for column in &METRICS { td.num { (format::metric(metric(&v.metrics, column.key))) } }
                                 td.num { (gain(&v.metrics)) }
                             }
                         }
@@ -233,8 +298,13 @@ fn model_section(
                 }
             }
             p.caption {
-                "Metrics are on the test part of each run's data. The baseline predicts the "
-                "training mean for every row; a useful model has a lower MSE than its baseline."
+                "Metrics are on the test rows of each version's run. "
+                strong { "R² vs test mean" } " compares the model with predicting the mean of those "
+                "test rows, which no model can know in advance. "
+                strong { "Gain over baseline" } " compares it with the baseline, which predicts the "
+                "mean of the training rows. When the test rows' mean differs from the training "
+                "mean, R² can be below 0 while the gain is positive: the model beats the baseline "
+                "but not the test rows' own mean. Hover over a heading for its definition."
             }
             (comparison_chart(versions))
         }
@@ -373,11 +443,42 @@ fn importances(
     Ok((step.step_id.clone(), rows))
 }
 
+/// Returns the parameters of [`DATA_PARAMS`] whose values differ between
+/// the versions' runs, a missing parameter counting as a value of its own.
+fn differing_data_params(versions: &[ModelVersionInfo]) -> Vec<&'static str> {
+    DATA_PARAMS
+        .into_iter()
+        .filter(|param| {
+            // Versions registered before runs' parameters were kept have
+            // none recorded, so nothing is known about their data.
+            let mut values = versions
+                .iter()
+                .filter(|info| info.params.is_object())
+                .map(|info| info.params.get(*param));
+            let first = values.next().flatten();
+            values.any(|value| value != first)
+        })
+        .collect()
+}
+
+/// Formats a run parameter for a table cell: strings without quotes, `—`
+/// when the run did not record it.
+fn param_text(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "—".to_string(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The stage history table. Long reasons wrap inside their cell and the
+/// table scrolls inside its card on a narrow screen, so the page itself
+/// never scrolls sideways.
 fn history_table<'a>(
     transitions: impl Iterator<Item = &'a crate::runstore::StageTransition>,
 ) -> Markup {
     html! {
-        table {
+        div.scroll { table.history {
             thead { tr { th { "When" } th { "Version" } th { "From" } th { "To" } th { "By" } th { "Reason" } } }
             tbody {
                 @for t in transitions {
@@ -387,11 +488,11 @@ fn history_table<'a>(
                         td { (stage_badge(t.from_stage)) }
                         td { (stage_badge(t.to_stage)) }
                         td { (t.by) }
-                        td { (t.reason) }
+                        td.reason { (t.reason) }
                     }
                 }
             }
-        }
+        } }
     }
 }
 

@@ -13,7 +13,7 @@
 
 use super::features::{self, Comparison, Field, FieldKind};
 use super::layout::Nav;
-use super::{Page, charts, format, lineage};
+use super::{Page, address, charts, format, lineage};
 use crate::server::router::{self, Failure};
 use crate::server::scoring::BodyFormat;
 use crate::server::state::{LoadedModel, ServerState};
@@ -31,10 +31,19 @@ struct Prediction {
     inputs: Map<String, Value>,
     /// The request body that `/invocations` takes for the same row.
     body: String,
+    /// The `host:port` of this server for the `curl` command, when known.
+    host: Option<String>,
 }
 
-/// Builds the predict page for `query`, the URL's query string.
-pub(super) fn page(state: &ServerState, model: Option<&Arc<LoadedModel>>, query: &str) -> Page {
+/// Builds the predict page for `query`, the URL's query string. `host` is
+/// the `host:port` the request was sent to, when it is known and safe to
+/// put into a shell command.
+pub(super) fn page(
+    state: &ServerState,
+    model: Option<&Arc<LoadedModel>>,
+    query: &str,
+    host: Option<&str>,
+) -> Page {
     let Some(model) = model else {
         return no_model(state);
     };
@@ -106,7 +115,7 @@ pub(super) fn page(state: &ServerState, model: Option<&Arc<LoadedModel>>, query:
         };
     }
 
-    match score(state, model, inputs) {
+    match score(state, model, inputs, host) {
         Ok(prediction) => {
             let body = form_page(
                 state,
@@ -144,6 +153,7 @@ fn score(
     state: &ServerState,
     model: &LoadedModel,
     inputs: Map<String, Value>,
+    host: Option<&str>,
 ) -> Result<Prediction, String> {
     let body = serde_json::json!({ "dataframe_records": [inputs] }).to_string();
     let bytes = Bytes::from(body.clone());
@@ -154,6 +164,9 @@ fn score(
                 value,
                 inputs,
                 body,
+                host: host
+                    .map(str::to_string)
+                    .or_else(|| address::configured(state)),
             }),
             None => {
                 tracing::error!(model = %model.label(), "the model returned no prediction for one row");
@@ -273,14 +286,14 @@ fn input(field: &Field, value: &str, error: Option<&String>) -> Markup {
                 @if !field.unit.is_empty() { " " span.unit { "(" (field.unit) ")" } }
             }
             @match &field.kind {
-                FieldKind::Numeric(stats) => {
-                    @let bounds = stats.map(|s| s.bounds());
+                FieldKind::Numeric { .. } => {
+                    @let (lower, upper) = field.bounds();
                     // A number field cannot show text that is no number, so
                     // such a value comes back in a text field to be fixed.
                     @let kind = if value.trim().is_empty() || value.trim().parse::<f64>().is_ok() { "number" } else { "text" };
-                    input #(id) name=(field.name) type=(kind) inputmode="decimal" step="any" required
-                        min=[bounds.map(|b| format::input_value(b.0))]
-                        max=[bounds.map(|b| format::input_value(b.1))]
+                    input #(id) name=(field.name) type=(kind) inputmode="decimal" step=(field.step()) required
+                        min=[lower.map(format::input_value)]
+                        max=[upper.map(format::input_value)]
                         value=(value) aria-describedby=(described)
                         aria-invalid=[error.map(|_| "true")];
                 }
@@ -303,6 +316,7 @@ fn input(field: &Field, value: &str, error: Option<&String>) -> Markup {
             }
             p.help #(help_id) {
                 @if !field.help.is_empty() { (field.help) " " }
+                @if let Some(rule) = field.rule() { span.rule { (rule) } " " }
                 (training_hint(field))
             }
             @if let Some(error) = error {
@@ -315,13 +329,15 @@ fn input(field: &Field, value: &str, error: Option<&String>) -> Markup {
 /// Describes the training data of a field in one short sentence.
 fn training_hint(field: &Field) -> String {
     match &field.kind {
-        FieldKind::Numeric(Some(stats)) => format!(
+        FieldKind::Numeric {
+            stats: Some(stats), ..
+        } => format!(
             "Training: median {}, most values {}–{}.",
             format::number(stats.median),
             format::number(stats.p1),
             format::number(stats.p99)
         ),
-        FieldKind::Numeric(None) => String::new(),
+        FieldKind::Numeric { stats: None, .. } => String::new(),
         FieldKind::Categorical {
             levels,
             by_frequency,
@@ -409,7 +425,7 @@ fn result(
                                 td { (field.label) }
                                 td.num { (input_text(value)) @if !field.unit.is_empty() { " " span.unit { (field.unit) } } }
                                 @match &field.kind {
-                                    FieldKind::Numeric(Some(stats)) => {
+                                    FieldKind::Numeric { stats: Some(stats), .. } => {
                                         td.num { (format::number(stats.median)) }
                                         td.num { (format::number(stats.p1)) "–" (format::number(stats.p99)) }
                                         td.num { (format::number(stats.min)) "–" (format::number(stats.max)) }
@@ -418,7 +434,7 @@ fn result(
                                         td { (field.default_value()) }
                                         td colspan="2" { (level_share(field, value)) }
                                     }
-                                    FieldKind::Numeric(None) => { td {} td {} td {} }
+                                    FieldKind::Numeric { stats: None, .. } => { td {} td {} td {} }
                                 }
                                 td { (comparison.sentence()) }
                             }
@@ -428,13 +444,30 @@ fn result(
             }
             details {
                 summary { "The same request to the scoring API" }
-                pre.request { code {
-                    "curl -H 'Content-Type: application/json' --data '" (prediction.body.replace('\'', "'\\''")) "' \\\n  "
-                    "http://HOST:PORT/invocations"
-                } }
+                pre.request { code { (curl_command(prediction)) } }
+                @if prediction.host.is_none() {
+                    p.caption { "Replace HOST:PORT with this server's address, as in http://127.0.0.1:8080." }
+                }
             }
         }
     }
+}
+
+/// Builds the `curl` command that sends the prediction's row to
+/// `POST /invocations`, with the body in single quotes for a POSIX shell.
+fn curl_command(prediction: &Prediction) -> String {
+    let body = prediction.body.replace('\'', "'\\''");
+    let host = prediction.host.as_deref().unwrap_or("HOST:PORT");
+    // curl reads `[` in a URL as a glob range unless `--globoff` is given,
+    // and an IPv6 host is written in brackets.
+    let globoff = if host.starts_with('[') {
+        "--globoff "
+    } else {
+        ""
+    };
+    format!(
+        "curl {globoff}-H 'Content-Type: application/json' --data '{body}' \\\n  'http://{host}/invocations'"
+    )
 }
 
 /// Formats an accepted input value for the comparison table.

@@ -17,6 +17,7 @@ use crate::runstore::{
     ArtifactRecord, NewModelVersion, NewRun, NewStepRun, RunStatus, RunStore, Stage, StepFinish,
     StepStatus,
 };
+use crate::server::daemon::{ServerFiles, ServerInfo};
 use crate::server::router;
 use crate::server::state::{ServerState, StateConfig};
 use bytes::Bytes;
@@ -107,11 +108,15 @@ fn importance() -> Artifact {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     runs: RunStore,
     artifacts: LocalStore,
     state: Arc<ServerState>,
     run_id: String,
+    /// The model artifact of version 1.
+    model_ref: ArtifactRef,
+    /// The step run that registered version 1.
+    deploy_step: i64,
 }
 
 fn record(store: &LocalStore, reference: &ArtifactRef) -> ArtifactRecord {
@@ -146,6 +151,11 @@ fn finished(status: StepStatus) -> StepFinish {
 impl Fixture {
     /// Records the run and registers version 1, without promoting it.
     fn new() -> Self {
+        Fixture::with_model(model())
+    }
+
+    /// Like [`Fixture::new`], with `model` as the trained model.
+    fn with_model(model: Model) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join(".flowrun");
         let runs = RunStore::open(&store.join("runs.db")).unwrap();
@@ -186,7 +196,7 @@ impl Fixture {
         runs.record_output(split, "y_train", &record(&artifacts, &y_ref))
             .unwrap();
 
-        let model_ref = artifacts.put(&Artifact::Model(model()), "test").unwrap();
+        let model_ref = artifacts.put(&Artifact::Model(model), "test").unwrap();
         let model_hash = model_ref.hash.to_string();
         let reads_target =
             json!({"y_train": {"from": "split.y_train", "hash": y_ref.hash.to_string()}});
@@ -263,17 +273,24 @@ impl Fixture {
             LocalStore::open(&store).unwrap(),
         ));
         Fixture {
-            _dir: dir,
+            dir,
             runs,
             artifacts,
             state,
             run_id,
+            model_ref,
+            deploy_step: deploy,
         }
     }
 
     /// Promotes version 1 and loads it.
     fn deployed() -> Self {
-        let fixture = Fixture::new();
+        Fixture::new().promote_first()
+    }
+
+    /// Promotes version 1 and loads it.
+    fn promote_first(self) -> Self {
+        let fixture = self;
         fixture
             .runs
             .set_stage("m", 1, Stage::Production, "test")
@@ -285,6 +302,17 @@ impl Fixture {
     async fn get(&self, path: &str) -> (StatusCode, String) {
         let request = Request::get(path)
             .header("accept", "text/html")
+            .body(Bytes::new())
+            .unwrap();
+        let response = self.call(request).await;
+        (response.status(), body(response).await)
+    }
+
+    /// Sends a GET with `host` as its `Host` header, as a browser does.
+    async fn get_from(&self, host: &str, path: &str) -> (StatusCode, String) {
+        let request = Request::get(path)
+            .header("accept", "text/html")
+            .header("host", host)
             .body(Bytes::new())
             .unwrap();
         let response = self.call(request).await;
@@ -408,7 +436,7 @@ async fn invalid_values_get_messages() {
     let (status, html) = fixture.get("/?a=-4&b=1e6&c=x").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("Enter 0 or more"), "{html}");
-    assert!(html.contains("1000000 is implausible"), "{html}");
+    assert!(html.contains("“1e6” is implausible"), "{html}");
     assert!(html.contains(r#"value="-4""#));
     assert!(html.contains(r#"aria-invalid="true""#));
 
@@ -671,4 +699,203 @@ async fn runs_list_pages_through_older_runs() {
             "{query}"
         );
     }
+}
+
+/// Returns the fixture's model with `b` documented as a whole number from
+/// -1 to 1, which is narrower than the generic bounds from its statistics,
+/// -3 to 3.
+fn model_with_domain() -> Model {
+    let mut model = model();
+    model.info["feature_docs"]["b"] = json!({
+        "label": "Direction",
+        "unit": "",
+        "help": "Down, level or up.",
+        "domain": {"min": -1, "max": 1, "integer": true,
+                   "rule": "A direction is a whole number from -1 to 1."},
+    });
+    model
+}
+
+#[tokio::test]
+async fn form_uses_declared_domain() {
+    let fixture = Fixture::with_model(model_with_domain()).promote_first();
+    let (status, html) = fixture.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(r#"name="b" type="number" inputmode="decimal" step="1" required min="-1" max="1" value="0""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="rule">A direction is a whole number from -1 to 1.</span>"#),
+        "{html}"
+    );
+    // A feature without a domain keeps the generic bounds.
+    assert!(
+        html.contains(
+            r#"name="a" type="number" inputmode="decimal" step="any" required min="0" max="20""#
+        ),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn values_outside_domain_rejected() {
+    let fixture = Fixture::with_model(model_with_domain()).promote_first();
+    for bad in ["2", "-2", "0.5"] {
+        let (status, html) = fixture.get(&format!("/?a=1&b={bad}&c=x")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "b={bad}");
+        let message = format!(
+            r#"<p class="error" id="e-b">“{bad}” is not a valid value. A direction is a whole number from -1 to 1.</p>"#
+        );
+        assert!(html.contains(&message), "b={bad}: {html}");
+        assert!(!html.contains("data-prediction"), "b={bad}");
+    }
+    let (status, html) = fixture.get("/?a=1&b=-1&c=x").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(page_prediction(&html), 91.0);
+}
+
+#[tokio::test]
+async fn absurd_value_stays_compact() {
+    let fixture = Fixture::deployed();
+    let (status, html) = fixture.get("/?a=1e308&b=0&c=x").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("“1e308” is implausible: enter a value from 0 to 20 (training saw 0 to 10)."),
+        "{html}"
+    );
+    assert!(!html.contains("0000000000"), "a long run of digits: {html}");
+    assert!(html.contains(r#"value="1e308""#), "the value as typed");
+
+    let (status, html) = fixture.get("/?a=1e309&b=0&c=x").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("“1e309” is too large"), "{html}");
+}
+
+#[tokio::test]
+async fn api_snippet_uses_host_header() {
+    let fixture = Fixture::deployed();
+    let (status, html) = fixture.get_from("127.0.0.1:43210", "/?a=1&b=0&c=x").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("\\\n  'http://127.0.0.1:43210/invocations'</code>"),
+        "{html}"
+    );
+    assert!(!html.contains("HOST:PORT"), "{html}");
+
+    let (_, html) = fixture.get_from("[::1]:43210", "/?a=1&b=0&c=x").await;
+    assert!(html.contains("curl --globoff -H"), "{html}");
+    assert!(html.contains("'http://[::1]:43210/invocations'"), "{html}");
+}
+
+#[tokio::test]
+async fn api_snippet_without_host() {
+    let fixture = Fixture::deployed();
+    // A forged Host header is not put into a shell command.
+    let (status, html) = fixture.get_from("x';rm -rf ~;'", "/?a=1&b=0&c=x").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(!html.contains("rm -rf"), "{html}");
+    assert!(html.contains("'http://HOST:PORT/invocations'"), "{html}");
+    assert!(
+        html.contains("Replace HOST:PORT with this server"),
+        "{html}"
+    );
+
+    // The server's state file names its bound address, and an unspecified
+    // address is reached through the loopback address.
+    let files = ServerFiles::new(&fixture.dir.path().join(".flowrun"));
+    std::fs::create_dir_all(files.dir()).unwrap();
+    let mut info = ServerInfo {
+        pid: std::process::id(),
+        host: "0.0.0.0".into(),
+        port: 5123,
+        model: "m".into(),
+        started_at: "2026-12-04T20:15:30Z".into(),
+    };
+    std::fs::write(files.state_path(), serde_json::to_string(&info).unwrap()).unwrap();
+    let (_, html) = fixture.get("/?a=1&b=0&c=x").await;
+    assert!(
+        html.contains("'http://127.0.0.1:5123/invocations'"),
+        "{html}"
+    );
+    assert!(!html.contains("Replace HOST:PORT"), "{html}");
+
+    // A state file of another process does not describe this one.
+    info.pid = info.pid.wrapping_add(1);
+    std::fs::write(files.state_path(), serde_json::to_string(&info).unwrap()).unwrap();
+    let (_, html) = fixture.get("/?a=1&b=0&c=x").await;
+    assert!(html.contains("'http://HOST:PORT/invocations'"), "{html}");
+}
+
+#[tokio::test]
+async fn models_page_explains_metrics() {
+    let fixture = Fixture::deployed();
+    let (_, html) = fixture.get("/models").await;
+    assert!(
+        html.contains(r#"<abbr title="1 − MSE / variance of the test rows"#),
+        "{html}"
+    );
+    assert!(html.contains(">R² vs test mean</abbr>"), "{html}");
+    assert!(
+        html.contains(r#"<abbr title="1 − MSE / baseline MSE: the share of the baseline's error"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("R² can be below 0 while the gain is positive"),
+        "{html}"
+    );
+    // One version: nothing to compare its data with.
+    assert!(!html.contains("different data"), "{html}");
+    assert!(
+        html.contains(r#"<div class="scroll"><table class="history">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<td class="reason">test</td>"#), "{html}");
+
+    let (_, html) = fixture.get("/models/m/1").await;
+    assert!(html.contains(">R² vs test mean</abbr>"), "{html}");
+    assert!(html.contains(">Gain over baseline</abbr></dt>"), "{html}");
+    assert!(html.contains("16.7%"), "{html}");
+}
+
+#[tokio::test]
+async fn models_page_shows_differing_data() {
+    let fixture = Fixture::deployed();
+    fixture
+        .runs
+        .register_served_version(&NewModelVersion {
+            model: "m",
+            artifact: &fixture.model_ref,
+            flavor: "test_linear",
+            run_id: &fixture.run_id,
+            step_run_id: fixture.deploy_step,
+            metrics: &json!({"mse": 1.0, "r2": -3.11, "baseline_mse": 1.24}),
+            params: &json!({"seed": 42, "data_dir": "/data/olist-full", "feature_set": "post_delivery"}),
+        })
+        .unwrap();
+
+    let (status, html) = fixture.get("/models").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("These versions were trained and tested on different data"),
+        "{html}"
+    );
+    assert!(
+        html.contains("differ in <code>data_dir</code>, <code>feature_set</code>."),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<td class="param">/data/olist-full</td>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<td class="param">post_delivery</td>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<td class="param">—</td>"#), "{html}");
+
+    // Both runs used seed 42, so seed gets no column.
+    assert!(!html.contains("<code>seed</code>"), "{html}");
+    assert!(html.contains("-3.1100"), "{html}");
+    assert!(html.contains("19.4%"), "{html}");
 }
