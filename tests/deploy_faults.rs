@@ -299,3 +299,79 @@ fn promote_rollback_and_poll_are_followed() {
     );
     assert!(listing.stdout.contains("production"), "{}", listing.all());
 }
+
+/// A deployment whose server cannot bind its port fails with one message
+/// that gives the pipeline's way to choose another port.
+#[test]
+fn busy_port_names_pipeline_parameter() {
+    let project = Project::new();
+    let _guard = project.guard();
+    let occupier = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = occupier.local_addr().unwrap().port();
+
+    let deployed = project.deploy(port, &["max_mse=100"]);
+    assert_eq!(deployed.code, 1, "{}", deployed.all());
+    let error = deployed
+        .stderr
+        .lines()
+        .find(|line| line.trim_start().starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {}", deployed.all()))
+        .to_string();
+    assert!(
+        error.contains(&format!("port {port} already in use on 127.0.0.1")),
+        "{error}"
+    );
+    assert_eq!(error.matches("already in use").count(), 1, "{error}");
+    assert_eq!(error.matches("could not start").count(), 1, "{error}");
+    assert!(error.contains("`--set port=N`"), "{error}");
+    assert!(error.contains("`port` parameter"), "{error}");
+    assert!(!error.contains("--port"), "{error}");
+    assert!(
+        !deployed
+            .stderr
+            .contains("failed to start: the server failed to start"),
+        "{}",
+        deployed.all()
+    );
+    assert_eq!(project.production_version(), None);
+
+    let undone = history(&project);
+    let reason = undone.last().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.starts_with("promotion undone: port"), "{reason}");
+    assert_eq!(reason.matches("already in use").count(), 1, "{reason}");
+}
+
+#[test]
+fn unknown_model_name_is_rejected() {
+    let project = Project::new();
+    let _guard = project.guard();
+    let deployed = project.deploy(0, &["max_mse=100"]);
+    assert_eq!(deployed.code, 0, "{}", deployed.all());
+
+    let commands: [&[&str]; 4] = [
+        &["models", "history", "nosuch"],
+        &["models", "history", "nosuch", "--json"],
+        &["models", "promote", "nosuch", "1", "production"],
+        &["models", "rollback", "nosuch"],
+    ];
+    for args in commands {
+        let out = project.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.all());
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.all());
+        assert!(
+            out.stderr.contains(
+                "model `nosuch` is not registered; the registered models are: customer_satisfaction"
+            ),
+            "{args:?}: {}",
+            out.all()
+        );
+    }
+
+    // A registered model keeps its commands.
+    let history = project.run(&["models", "history", "customer_satisfaction"]);
+    assert_eq!(history.code, 0, "{}", history.all());
+    assert!(history.stdout.contains("production"), "{}", history.all());
+}

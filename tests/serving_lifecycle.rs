@@ -117,6 +117,17 @@ fn port_in_use_fails_fast() {
             "{}",
             out.all()
         );
+        assert_eq!(
+            out.stderr.matches("already in use").count(),
+            1,
+            "{}",
+            out.all()
+        );
+        assert!(
+            out.stderr.contains("choose another port with --port N"),
+            "{}",
+            out.all()
+        );
         assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
         assert!(!project.server_dir().join("server.pid").exists());
     }
@@ -181,4 +192,126 @@ fn stop_lets_in_flight_request_finish() {
     let stopped = stopper.join().unwrap();
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(wait_for(Duration::from_secs(5), || process_gone(pid)));
+}
+
+/// Returns the artifact file of the production version of the default
+/// model.
+fn production_model_file(project: &Project) -> std::path::PathBuf {
+    let models = project.models();
+    let production = models["models"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["stage"] == "production")
+        .expect("a production version")
+        .clone();
+    let hash = production["artifact_hash"].as_str().unwrap();
+    project
+        .store()
+        .join("artifacts")
+        .join(&hash[..2])
+        .join(format!("{hash}.model"))
+}
+
+/// A server that starts after its production version's file was damaged
+/// runs, and reports that it serves no model, and why.
+#[test]
+fn corrupt_production_model_is_reported() {
+    let project = Project::new();
+    let _guard = project.guard();
+    let deployed = project.deploy(0, &["max_mse=100"]);
+    assert_eq!(deployed.code, 0, "{}", deployed.all());
+    let pid = project.server_pid().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(wait_for(Duration::from_secs(5), || process_gone(pid)));
+    let file = std::fs::File::options()
+        .write(true)
+        .open(production_model_file(&project))
+        .unwrap();
+    file.set_len(100).unwrap();
+    drop(file);
+
+    let expected = "production version 1 of model `customer_satisfaction` could not be loaded";
+    let out = project.run(&["serve", "--daemon", "--port", "0"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("serving no model"), "{}", out.all());
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: the server runs but serves no model: {expected}"
+        )),
+        "{}",
+        out.all()
+    );
+    assert!(out.stderr.contains("is damaged"), "{}", out.all());
+
+    let port = server_port(&project);
+    for path in ["/ping", "/health"] {
+        let answer = get(port, path).unwrap();
+        assert_eq!(answer.status, 503, "{}", answer.body);
+        let message = answer.json()["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with(expected), "{message}");
+        assert!(
+            message.contains("Run the pipeline that trained it again"),
+            "{message}"
+        );
+    }
+
+    let status = project.run(&["serve", "status"]);
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        status.stdout.contains("serves no model"),
+        "{}",
+        status.all()
+    );
+    assert!(status.stdout.contains(expected), "{}", status.all());
+    let status = project.run(&["serve", "status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["version"], serde_json::Value::Null);
+    assert_eq!(json["load_error"]["version"], 1);
+}
+
+/// Sends one request on a new connection and returns the raw response.
+fn raw_request(port: u16, head: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn head_gets_headers_without_body() {
+    let project = Project::new();
+    let _guard = project.guard();
+    let (_, port) = start(&project);
+
+    for path in ["/ping", "/health", "/version", "/metadata"] {
+        let got = raw_request(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        );
+        let headed = raw_request(
+            port,
+            &format!("HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        );
+        let status_line = |text: &str| text.lines().next().unwrap_or_default().to_string();
+        assert_eq!(status_line(&headed), status_line(&got), "{headed}");
+        assert_ne!(status_line(&headed), "HTTP/1.1 405 Method Not Allowed");
+        let (headers, body) = headed.split_once("\r\n\r\n").unwrap();
+        assert!(body.is_empty(), "{headed}");
+        assert!(
+            headers.contains("x-flowrun-model-version: none"),
+            "{headed}"
+        );
+        let got_body = got.split_once("\r\n\r\n").unwrap().1;
+        assert!(
+            headers.contains(&format!("content-length: {}", got_body.len())),
+            "{headed}\n---\n{got}"
+        );
+    }
 }

@@ -126,6 +126,30 @@ fn formats_and_bad_requests() {
     .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
 
+    // A level unseen in training is scored, and the response and the log
+    // name its column, never its value.
+    let unseen_state = "XQ_UNSEEN_LEVEL";
+    let mut unseen = record.clone();
+    unseen.insert("customer_state".into(), serde_json::json!(unseen_state));
+    let response = ureq::post(&format!("http://127.0.0.1:{port}/invocations"))
+        .header("content-type", "application/json")
+        .send(serde_json::json!({"dataframe_records": [record, unseen]}).to_string())
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(
+        header("x-flowrun-unknown-levels").as_deref(),
+        Some("customer_state")
+    );
+    assert_eq!(header("x-flowrun-ignored-columns"), None);
+    let answer = post(port, "application/json", &valid).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
     let metadata = get(port, "/metadata").unwrap().json();
     assert_eq!(metadata["model"], "customer_satisfaction");
     assert_eq!(metadata["flavor"], "gradient_boosting");
@@ -150,5 +174,15 @@ fn formats_and_bad_requests() {
     assert!(
         !log.contains("dataframe_records\":"),
         "a request body reached the log"
+    );
+    let unseen_lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("unseen in training"))
+        .collect();
+    assert_eq!(unseen_lines.len(), 1, "{log}");
+    assert!(unseen_lines[0].contains("columns=customer_state"), "{log}");
+    assert!(
+        !log.contains(unseen_state),
+        "a request value reached the log"
     );
 }

@@ -21,6 +21,14 @@ pub(crate) fn models(args: &ModelsArgs, store_dir: &Path) -> anyhow::Result<u8> 
         );
     }
     let runs = RunStore::open(&path).context("failed to open the run store")?;
+    if let Some(
+        ModelsCommand::Promote { name, .. }
+        | ModelsCommand::Rollback { name, .. }
+        | ModelsCommand::History { name, .. },
+    ) = &args.command
+    {
+        require_registered(&runs, name)?;
+    }
     match &args.command {
         None => list(&runs, args.json),
         Some(ModelsCommand::Promote {
@@ -47,6 +55,30 @@ pub(crate) fn models(args: &ModelsArgs, store_dir: &Path) -> anyhow::Result<u8> 
         }
         Some(ModelsCommand::History { name, json }) => history(&runs, name, *json || args.json),
     }
+}
+
+/// Fails unless `name` has a registered version, naming the models that do,
+/// so that a typo is not reported as "no history" or "no version 3".
+fn require_registered(runs: &RunStore, name: &str) -> anyhow::Result<()> {
+    let mut names: Vec<String> = runs
+        .list_models()?
+        .into_iter()
+        .map(|version| version.model)
+        .collect();
+    names.dedup();
+    if names.iter().any(|registered| registered == name) {
+        return Ok(());
+    }
+    if names.is_empty() {
+        anyhow::bail!(
+            "model `{name}` is not registered, and no model is registered yet; the deployment \
+             pipeline (pipelines/deployment.yaml) registers them"
+        );
+    }
+    anyhow::bail!(
+        "model `{name}` is not registered; the registered models are: {}",
+        names.join(", ")
+    );
 }
 
 fn list(runs: &RunStore, json: bool) -> anyhow::Result<u8> {

@@ -9,7 +9,7 @@ use crate::output::outln;
 use anyhow::Context;
 use flowrun_engine::Registry;
 use flowrun_engine::server::client::Client;
-use flowrun_engine::server::daemon::{self, StopOutcome};
+use flowrun_engine::server::daemon::{self, DaemonError, ServerInfo, StopOutcome};
 use flowrun_engine::server::{self, ServeConfig, ServerFiles, ServerStatus};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
@@ -188,20 +188,90 @@ fn config(args: &ServeArgs, store_dir: &Path) -> ServeConfig {
     config
 }
 
+/// Starts the daemon and reports what it serves. A daemon whose production
+/// version failed to load still counts as started, because it runs and
+/// follows the registry, so the exit code is 0 with a warning on stderr.
 fn start_daemon(args: &ServeArgs, store_dir: &Path) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("failed to find the flowrun executable")?;
     let config = config(args, store_dir);
-    let info = daemon::start(&exe, &config, Duration::from_secs(60))?;
+    let info = match daemon::start(&exe, &config, Duration::from_secs(60)) {
+        Ok(info) => info,
+        Err(error @ DaemonError::PortInUse { .. }) => anyhow::bail!(
+            "{error}; stop the process that uses it or choose another port with --port N"
+        ),
+        Err(error) => return Err(error.into()),
+    };
     let log = ServerFiles::new(store_dir).log_path();
-    outln!(
-        "Server started: pid {}, http://{}:{} serving model {} (log: {})",
-        info.pid,
-        info.host,
-        info.port,
-        info.model,
-        log.display()
-    );
+    let address = format!("http://{}:{}", info.host, info.port);
+    let (served, _) = query_served(&info);
+    match &served {
+        ServedVersion::Version(version) => outln!(
+            "Server started: pid {}, {address} serving model {} version {version} (log: {})",
+            info.pid,
+            info.model,
+            log.display()
+        ),
+        ServedVersion::LoadFailed(_) | ServedVersion::Nothing => outln!(
+            "Server started: pid {}, {address} for model {}, serving no model yet (log: {})",
+            info.pid,
+            info.model,
+            log.display()
+        ),
+        ServedVersion::NotResponding(_) => outln!(
+            "Server started: pid {}, {address} for model {} (log: {})",
+            info.pid,
+            info.model,
+            log.display()
+        ),
+    }
+    if let Some(warning) = served.warning(&info.model) {
+        eprintln!("warning: {warning}");
+    }
     Ok(0)
+}
+
+/// The model version a running server serves, from its `/version` route.
+enum ServedVersion {
+    /// A version is loaded. A load error, if any, is about a newer
+    /// production version that failed while this one kept serving.
+    Version(i64),
+    /// No version is loaded because the production version failed to load.
+    LoadFailed(String),
+    /// No version is loaded because none is in production.
+    Nothing,
+    /// The `/version` request failed.
+    NotResponding(String),
+}
+
+impl ServedVersion {
+    /// Returns the line to print as a warning, if the server needs one.
+    fn warning(&self, model: &str) -> Option<String> {
+        match self {
+            ServedVersion::Version(_) | ServedVersion::Nothing => None,
+            ServedVersion::LoadFailed(message) => {
+                Some(format!("the server runs but serves no model: {message}"))
+            }
+            ServedVersion::NotResponding(reason) => Some(format!(
+                "could not check which version of model {model} the server serves: {reason}"
+            )),
+        }
+    }
+}
+
+/// Asks the server which version it serves and why it serves none, and
+/// returns that with the `/version` body.
+fn query_served(info: &ServerInfo) -> (ServedVersion, Option<serde_json::Value>) {
+    let body = match Client::for_server(info).get_json("/version") {
+        Ok(body) => body,
+        Err(error) => return (ServedVersion::NotResponding(error.to_string()), None),
+    };
+    let load_error = body["load_error"]["message"].as_str().map(str::to_string);
+    let served = match (body["version"].as_i64(), load_error) {
+        (Some(version), _) => ServedVersion::Version(version),
+        (None, Some(message)) => ServedVersion::LoadFailed(message),
+        (None, None) => ServedVersion::Nothing,
+    };
+    (served, Some(body))
 }
 
 fn stop(store_dir: &Path, timeout: u64) -> anyhow::Result<u8> {
@@ -220,17 +290,56 @@ fn stop(store_dir: &Path, timeout: u64) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// Prints the status of a running server, with the reason when it serves
+/// no model or an older version than production.
+fn print_running(info: &ServerInfo, report: &serde_json::Value) {
+    let url = report["url"].as_str().unwrap_or_default();
+    let load_error = report["load_error"]["message"].as_str();
+    match report["version"].as_i64() {
+        Some(version) => outln!(
+            "Server running: pid {}, {url} serving model {} (version {version}), since {}",
+            info.pid,
+            info.model,
+            info.started_at
+        ),
+        None if report["responding"] == true => outln!(
+            "Server running: pid {}, {url} for model {}, serving no model, since {}",
+            info.pid,
+            info.model,
+            info.started_at
+        ),
+        None => outln!(
+            "Server running: pid {}, {url} for model {} (not responding), since {}",
+            info.pid,
+            info.model,
+            info.started_at
+        ),
+    }
+    match (load_error, report["version"].as_i64()) {
+        (Some(message), None) => outln!("It serves no model because {message}"),
+        (Some(message), Some(version)) => outln!(
+            "It keeps serving version {version} because the production version failed to load: {message}"
+        ),
+        (None, None) if report["responding"] == true => outln!(
+            "It serves no model because model {} has no production version; promote one with `flowrun models promote` or run the deployment pipeline.",
+            info.model
+        ),
+        _ => {}
+    }
+}
+
 fn status(store_dir: &Path, json: bool) -> anyhow::Result<u8> {
     let files = ServerFiles::new(store_dir);
     let status = files.status()?;
     let (report, code) = match &status {
         ServerStatus::Running(info) => {
             let client = Client::for_server(info);
-            let served = client.get_json("/version").ok();
-            let version = served
-                .as_ref()
-                .and_then(|v| v.get("version"))
-                .and_then(|v| v.as_i64());
+            let (_, served) = query_served(info);
+            let field = |name: &str| {
+                served
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |body| body[name].clone())
+            };
             let report = serde_json::json!({
                 "state": "running",
                 "pid": info.pid,
@@ -238,7 +347,8 @@ fn status(store_dir: &Path, json: bool) -> anyhow::Result<u8> {
                 "port": info.port,
                 "url": client.base_url(),
                 "model": info.model,
-                "version": version,
+                "version": field("version"),
+                "load_error": field("load_error"),
                 "responding": served.is_some(),
                 "started_at": info.started_at,
                 "log": files.log_path(),
@@ -256,20 +366,7 @@ fn status(store_dir: &Path, json: bool) -> anyhow::Result<u8> {
         return Ok(code);
     }
     match status {
-        ServerStatus::Running(info) => {
-            let version = match report["version"].as_i64() {
-                Some(version) => format!("version {version}"),
-                None if report["responding"] == true => "no version loaded".to_string(),
-                None => "not responding".to_string(),
-            };
-            outln!(
-                "Server running: pid {}, {} serving model {} ({version}), since {}",
-                info.pid,
-                report["url"].as_str().unwrap_or_default(),
-                info.model,
-                info.started_at
-            );
-        }
+        ServerStatus::Running(info) => print_running(&info, &report),
         ServerStatus::Starting => outln!("Server starting."),
         ServerStatus::Stopped {
             stale_pid: Some(pid),

@@ -74,8 +74,19 @@ pub enum DaemonError {
     )]
     AlreadyRunning(ServerInfo),
 
+    /// The port is taken by another process. The message gives no fix,
+    /// because the way to choose another port depends on the caller: a
+    /// flag of `flowrun serve` or a parameter of a pipeline.
+    #[error("port {port} already in use on {host}, so the server could not start")]
+    PortInUse {
+        /// The address.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+
     /// The daemon exited during start-up.
-    #[error("the server failed to start: {message} (log: {log})")]
+    #[error("the server exited during start-up: {message} (log: {log})")]
     Exited {
         /// The last error line of its log.
         message: String,
@@ -326,12 +337,20 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ServeError> {
 /// responds on its port. `exe` is a flowrun command-line binary.
 ///
 /// Fails with [`DaemonError::AlreadyRunning`] when a server runs already,
-/// and with [`DaemonError::Exited`], carrying the server's error (such as
-/// "port N already in use"), when the daemon exits during start-up.
+/// with [`DaemonError::PortInUse`] when another process has the port, and
+/// with [`DaemonError::Exited`], carrying the server's error, when the
+/// daemon exits during start-up for another reason.
 pub fn start(exe: &Path, config: &ServeConfig, wait: Duration) -> Result<ServerInfo, DaemonError> {
     let files = ServerFiles::new(&config.store_dir);
     if let ServerStatus::Running(info) = files.status()? {
         return Err(DaemonError::AlreadyRunning(info));
+    }
+    let port_in_use = || DaemonError::PortInUse {
+        host: config.host.clone(),
+        port: config.port,
+    };
+    if port_taken(&config.host, config.port) {
+        return Err(port_in_use());
     }
     files.create_dir()?;
     let log_path = files.log_path();
@@ -390,6 +409,11 @@ pub fn start(exe: &Path, config: &ServeConfig, wait: Duration) -> Result<ServerI
             if let ServerStatus::Running(other) = files.status()? {
                 return Err(DaemonError::AlreadyRunning(other));
             }
+            // Another process can take the port between the check above
+            // and the daemon's bind.
+            if port_taken(&config.host, config.port) {
+                return Err(port_in_use());
+            }
             return Err(DaemonError::Exited {
                 message: last_error_line(&log_path, log_start),
                 log: log_path,
@@ -411,6 +435,15 @@ pub fn start(exe: &Path, config: &ServeConfig, wait: Duration) -> Result<ServerI
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Returns whether binding `host:port` fails because another socket has the
+/// port. Port 0 is never taken, and other bind errors are left for the
+/// daemon to report.
+fn port_taken(host: &str, port: u16) -> bool {
+    port != 0
+        && std::net::TcpListener::bind((host, port))
+            .is_err_and(|error| error.kind() == std::io::ErrorKind::AddrInUse)
 }
 
 /// Returns the last `error:` line written to the log after `offset`, or a

@@ -34,7 +34,8 @@ pub enum ServerPolicy {
     /// Change the registry only; a server started later serves the version.
     NotifyIfRunning,
     /// Start a daemon of `exe` (a flowrun command-line binary) with
-    /// `config`.
+    /// `config`. The deploy step uses this policy, and the errors it leads
+    /// to give fixes in terms of the deployment pipeline's parameters.
     StartIfDown {
         /// The flowrun binary.
         exe: PathBuf,
@@ -107,10 +108,13 @@ pub enum DeployError {
         restored: Option<i64>,
     },
 
-    /// The server could not be started; the promotion was undone.
+    /// The server could not be started; the promotion was undone. Only
+    /// the deploy step starts servers, so the message's fix for a port in
+    /// use names the deployment pipeline's `port` parameter.
     #[error(
-        "failed to start the server for model `{model}` version {version}: {source}; the promotion was undone{}",
-        restored_note(*restored)
+        "{source}; the promotion was undone{}{}",
+        restored_note(*restored),
+        start_fix(source)
     )]
     Start {
         /// The model.
@@ -129,6 +133,16 @@ pub enum DeployError {
         "model `{0}` has no earlier production version to roll back to; see `flowrun models` for its versions"
     )]
     NothingToRollBack(String),
+}
+
+fn start_fix(source: &DaemonError) -> &'static str {
+    match source {
+        DaemonError::PortInUse { .. } => {
+            ". Stop the process that uses the port, or choose another port with `--set port=N` \
+             or the `port` parameter of pipelines/deployment.yaml"
+        }
+        _ => "",
+    }
 }
 
 fn restored_note(restored: Option<i64>) -> String {
@@ -175,7 +189,7 @@ pub fn promote(
 
     let cause = match &failure {
         FollowError::Load(reason) => format!("the server failed to load it: {reason}"),
-        FollowError::Start(error) => format!("the server failed to start: {error}"),
+        FollowError::Start(error) => error.to_string(),
     };
     let restored = undo(runs, model, version, former_stage, previous, &cause)?;
     Err(match failure {

@@ -46,7 +46,7 @@ mod tests;
 
 pub use daemon::{ServerFiles, ServerInfo, ServerStatus};
 pub use http::run;
-pub use state::{LoadError, LoadedModel, ReloadOutcome, ServerState, StateConfig};
+pub use state::{LoadError, LoadFailure, LoadedModel, ReloadOutcome, ServerState, StateConfig};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -119,7 +119,7 @@ pub enum ServeError {
 
     /// The port is taken by another process.
     #[error(
-        "port {port} already in use on {host}; stop the process that uses it or choose another port with --port"
+        "port {port} already in use on {host}; stop the process that uses it or choose another port with --port N"
     )]
     PortInUse {
         /// The address.

@@ -3,12 +3,20 @@
 //!
 //! | route | response |
 //! |---|---|
-//! | `GET /ping`, `GET /health` | 200 with the served version; 503 before a model is loaded |
-//! | `GET /version` | flowrun's version and the served model version |
+//! | `GET /ping`, `GET /health` | 200 with the served version; 503 while no model is loaded |
+//! | `GET /version` | flowrun's version, the served model version and the last load error |
 //! | `GET /metadata` | name, version, flavor, features in training order with their types, metrics |
 //! | `POST /invocations` | `{"predictions": [...]}`; see [`super::scoring`] for the bodies |
 //! | `POST /admin/reload` | loads the registry's production version; only from a loopback address |
 //! | `GET /`, `/models…`, `/runs…`, `/assets/…` | the web pages, see `super::web` |
+//!
+//! `HEAD` on the four `GET` routes returns the `GET` response's status and
+//! headers without the body, as HTTP requires.
+//!
+//! While no model is loaded, the 503 message gives the reason: no
+//! production version yet, or the load error of the production version
+//! with what to do about it. `/health` and `/version` also report a load error while an
+//! older version keeps serving.
 //!
 //! Every response carries `x-flowrun-model-version: NAME/VERSION` (`none`
 //! before a model is loaded), and every error is a JSON object
@@ -16,7 +24,10 @@
 //! a malformed body or one that does not fit the model, 413 for a batch over
 //! the row limit, 415 for another content type. A 5xx means the server
 //! failed. Columns the model does not read are ignored, and the response
-//! names them in `x-flowrun-ignored-columns`. An unknown path gets the
+//! names them in `x-flowrun-ignored-columns`. Categorical values that are
+//! not training levels are scored as the model's unseen level, and the
+//! response names their columns in `x-flowrun-unknown-levels`. An unknown
+//! path gets the
 //! JSON 404, or the HTML 404 page when the request's `Accept` names
 //! `text/html`, as browsers send it.
 //!
@@ -29,7 +40,7 @@ use super::state::{LoadedModel, ServerState};
 use super::web;
 use bytes::Bytes;
 use flowrun_artifacts::FeatureKind;
-use http::header::{ALLOW, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
@@ -41,6 +52,13 @@ pub const VERSION_HEADER: &str = "x-flowrun-model-version";
 
 /// The header that lists request columns the model ignored.
 pub const IGNORED_COLUMNS_HEADER: &str = "x-flowrun-ignored-columns";
+
+/// The header that lists categorical features that received values unseen
+/// in training.
+pub const UNKNOWN_LEVELS_HEADER: &str = "x-flowrun-unknown-levels";
+
+/// The `Allow` value of the read-only routes.
+const GET_OR_HEAD: &str = "GET, HEAD";
 
 /// Bodies larger than this are parsed and scored on a blocking thread, so
 /// that a large batch does not stall the requests that share its worker.
@@ -77,12 +95,15 @@ async fn route(
     let path = request.uri().path();
     let method = request.method();
     match (path, method) {
-        ("/ping" | "/health", &Method::GET) => health(state, model),
-        ("/version", &Method::GET) => version(model),
-        ("/metadata", &Method::GET) => metadata(state, model),
+        ("/ping" | "/health" | "/version" | "/metadata", &Method::GET) => {
+            read_only(state, model, path)
+        }
+        ("/ping" | "/health" | "/version" | "/metadata", &Method::HEAD) => {
+            without_body(read_only(state, model, path))
+        }
         ("/invocations", &Method::POST) => invocations(state, model, request).await,
         ("/admin/reload", &Method::POST) => reload(state, peer).await,
-        ("/ping" | "/health" | "/version" | "/metadata", _) => method_not_allowed("GET"),
+        ("/ping" | "/health" | "/version" | "/metadata", _) => method_not_allowed(GET_OR_HEAD),
         ("/invocations" | "/admin/reload", _) => method_not_allowed("POST"),
         (path, _) if web::handles(path) => web::route(state, model, request).await,
         _ if web::wants_html(&request) => web::not_found_response(state, model, path),
@@ -97,6 +118,32 @@ async fn route(
     }
 }
 
+/// Builds the response of the `GET` routes that only read the state.
+fn read_only(
+    state: &ServerState,
+    model: Option<&Arc<LoadedModel>>,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    match path {
+        "/version" => version(state, model),
+        "/metadata" => metadata(state, model),
+        _ => health(state, model),
+    }
+}
+
+/// Turns a `GET` response into the `HEAD` response: the same status and
+/// headers, with `Content-Length` giving the size of the body left out.
+fn without_body(response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    use hyper::body::Body as _;
+    let (mut parts, body) = response.into_parts();
+    if let Some(length) = body.size_hint().exact() {
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
 fn health(state: &ServerState, model: Option<&Arc<LoadedModel>>) -> Response<Full<Bytes>> {
     match model {
         Some(model) => json_response(
@@ -106,19 +153,21 @@ fn health(state: &ServerState, model: Option<&Arc<LoadedModel>>) -> Response<Ful
                 "model": model.name,
                 "version": model.version,
                 "uptime_seconds": state.uptime().as_secs(),
+                "load_error": state.last_load_failure().as_deref(),
             }),
         ),
         None => no_model(state),
     }
 }
 
-fn version(model: Option<&Arc<LoadedModel>>) -> Response<Full<Bytes>> {
+fn version(state: &ServerState, model: Option<&Arc<LoadedModel>>) -> Response<Full<Bytes>> {
     json_response(
         StatusCode::OK,
         &json!({
             "flowrun": env!("CARGO_PKG_VERSION"),
             "model": model.map(|m| m.name.clone()),
             "version": model.map(|m| m.version),
+            "load_error": state.last_load_failure().as_deref(),
         }),
     )
 }
@@ -177,20 +226,23 @@ async fn invocations(
     let max_rows = state.config().max_rows;
 
     let scored = if body.len() <= INLINE_BODY_BYTES {
-        score(model, format, &body, max_rows)
+        score_batch(model, format, &body, max_rows)
     } else {
         let model = Arc::clone(model);
-        match tokio::task::spawn_blocking(move || score(&model, format, &body, max_rows)).await {
+        let task = move || score_batch(&model, format, &body, max_rows);
+        match tokio::task::spawn_blocking(task).await {
             Ok(scored) => scored,
             Err(join) => Err(Failure::Server(format!("the scoring task failed: {join}"))),
         }
     };
 
     match scored {
-        Ok((predictions, ignored)) => {
-            let mut response = Response::new(Full::new(scoring::predictions_body(&predictions)));
+        Ok(scored) => {
+            let predictions_body = scoring::predictions_body(&scored.predictions);
+            let mut response = Response::new(Full::new(predictions_body));
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let ignored = scored.ignored_columns;
             if !ignored.is_empty() {
                 if state.note_ignored_columns() {
                     tracing::warn!(
@@ -201,6 +253,18 @@ async fn invocations(
                 }
                 if let Ok(value) = HeaderValue::from_str(&ignored.join(",")) {
                     headers.insert(IGNORED_COLUMNS_HEADER, value);
+                }
+            }
+            let unknown = scored.unknown_level_columns;
+            if !unknown.is_empty() {
+                // Column names only: values can be personal data.
+                tracing::warn!(
+                    model = %model.label(),
+                    columns = %unknown.join(", "),
+                    "scored categorical values unseen in training as the model's unknown level"
+                );
+                if let Ok(value) = HeaderValue::from_str(&unknown.join(",")) {
+                    headers.insert(UNKNOWN_LEVELS_HEADER, value);
                 }
             }
             response
@@ -220,14 +284,35 @@ pub(super) enum Failure {
     Server(String),
 }
 
-/// Parses and scores a batch with one model. `/invocations` and the
-/// predict page both score through this function.
+/// A scored batch and what the response reports about its columns.
+pub(super) struct Scored {
+    /// One prediction per row.
+    pub(super) predictions: Vec<f64>,
+    /// Request columns the model does not read, sorted.
+    pub(super) ignored_columns: Vec<String>,
+    /// Categorical features that received values unseen in training.
+    pub(super) unknown_level_columns: Vec<String>,
+}
+
+/// Parses and scores a batch with one model, returning the predictions and
+/// the ignored columns. The predict page scores through this function.
 pub(super) fn score(
     model: &LoadedModel,
     format: BodyFormat,
     body: &Bytes,
     max_rows: usize,
 ) -> Result<(Vec<f64>, Vec<String>), Failure> {
+    let scored = score_batch(model, format, body, max_rows)?;
+    Ok((scored.predictions, scored.ignored_columns))
+}
+
+/// Parses and scores a batch with one model, as `/invocations` does.
+pub(super) fn score_batch(
+    model: &LoadedModel,
+    format: BodyFormat,
+    body: &Bytes,
+    max_rows: usize,
+) -> Result<Scored, Failure> {
     use crate::predict::PredictError;
     let batch =
         scoring::parse_batch(format, body, &model.features, max_rows).map_err(Failure::Client)?;
@@ -240,7 +325,11 @@ pub(super) fn score(
             model.label()
         )),
     })?;
-    Ok((predictions, batch.ignored_columns))
+    Ok(Scored {
+        predictions,
+        ignored_columns: batch.ignored_columns,
+        unknown_level_columns: batch.unknown_level_columns,
+    })
 }
 
 async fn reload(state: &Arc<ServerState>, peer: SocketAddr) -> Response<Full<Bytes>> {
@@ -273,16 +362,19 @@ async fn reload(state: &Arc<ServerState>, peer: SocketAddr) -> Response<Full<Byt
     }
 }
 
+/// The 503 while no model is served. It names the load error of the
+/// production version when there is one, because "no version is loaded"
+/// would then send the reader looking for a promotion that exists.
 fn no_model(state: &ServerState) -> Response<Full<Bytes>> {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "MODEL_NOT_LOADED",
-        format!(
+    let message = match state.last_load_failure() {
+        Some(failure) => failure.message.clone(),
+        None => format!(
             "no version of model `{}` is loaded yet; promote one to production with \
              `flowrun models promote` or run the deployment pipeline",
             state.config().model
         ),
-    )
+    };
+    error(StatusCode::SERVICE_UNAVAILABLE, "MODEL_NOT_LOADED", message)
 }
 
 fn method_not_allowed(allowed: &'static str) -> Response<Full<Bytes>> {

@@ -18,7 +18,10 @@
 //! log a warning. A numeric feature takes a JSON number (in CSV, a finite
 //! decimal number); `null`, strings and non-finite values are rejected. A
 //! categorical feature takes a string, and `null` (in CSV, an empty field) is
-//! a missing value that the model encodes as its `unknown` level.
+//! a missing value that the model encodes as its `unknown` level. A string
+//! that is not one of the feature's training levels is scored too, as the
+//! model encodes unseen levels, and the feature's name is returned so that
+//! the caller can tell the client and log it.
 //!
 //! This module never predicts and never touches the network: it parses and
 //! formats bytes.
@@ -26,7 +29,7 @@
 use bytes::Bytes;
 use flowrun_artifacts::{Column, ColumnData, FeatureKind, FeatureSpec, Table};
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// The JSON keys that name an input format.
 pub const FORMAT_KEYS: [&str; 4] = [
@@ -97,14 +100,18 @@ impl BodyFormat {
     }
 }
 
-/// A parsed batch: the feature columns in the model's training order and
-/// the request's columns that the model does not read.
+/// A parsed batch: the feature columns in the model's training order, the
+/// request's columns that the model does not read, and the categorical
+/// features that received levels unseen in training.
 #[derive(Debug)]
 pub struct Batch {
     /// One column per model feature.
     pub table: Table,
     /// Column names the model ignores, sorted.
     pub ignored_columns: Vec<String>,
+    /// Categorical features with at least one value that is not a training
+    /// level, in the model's feature order. Missing values do not count.
+    pub unknown_level_columns: Vec<String>,
 }
 
 /// Parses a request body into the model's feature columns.
@@ -118,11 +125,19 @@ pub fn parse_batch(
         BodyFormat::Json => parse_json(body, features, max_rows)?,
         BodyFormat::Csv => parse_csv(body, features, max_rows)?,
     };
+    let unknown_level_columns = columns
+        .columns
+        .iter()
+        .zip(&columns.unseen)
+        .filter(|(_, unseen)| **unseen)
+        .map(|(column, _)| column.name.clone())
+        .collect();
     let table = Table::new(columns.columns)
         .map_err(|e| ScoringError::invalid(format!("the batch is not a valid table: {e}")))?;
     Ok(Batch {
         table,
         ignored_columns: columns.ignored.into_iter().collect(),
+        unknown_level_columns,
     })
 }
 
@@ -145,24 +160,91 @@ pub fn predictions_body(predictions: &[f64]) -> Bytes {
     Bytes::from(text)
 }
 
-/// Feature columns being built, and the ignored names.
+/// Feature columns being built, whether each one received an unseen level,
+/// and the ignored names.
 struct Parsed {
     columns: Vec<Column>,
+    unseen: Vec<bool>,
     ignored: BTreeSet<String>,
 }
 
-/// Collects the values of one feature column with its type checks.
-enum Builder {
-    Numeric(Vec<f64>),
-    Categorical(Vec<Option<String>>),
+impl Parsed {
+    fn new(built: Vec<(Column, bool)>, ignored: BTreeSet<String>) -> Self {
+        let (columns, unseen) = built.into_iter().unzip();
+        Parsed {
+            columns,
+            unseen,
+            ignored,
+        }
+    }
 }
 
-impl Builder {
-    fn new(kind: &FeatureKind, rows: usize) -> Self {
+/// Above this many row-level comparisons, a batch looks its values up in a
+/// hash set of the levels instead of scanning the list. A one-row request
+/// scans, because hashing every level would cost more than the scan. The
+/// shipped model's `seller_id` feature has 901 levels, so a batch of 20 rows
+/// or more uses the set.
+const LEVEL_SCAN_LIMIT: usize = 16 * 1024;
+
+/// The training levels of a categorical feature, as a batch checks them.
+enum Levels<'a> {
+    Scan(&'a [String]),
+    Set(HashSet<&'a str>),
+}
+
+impl<'a> Levels<'a> {
+    fn new(levels: &'a [String], rows: usize) -> Self {
+        if rows.saturating_mul(levels.len()) > LEVEL_SCAN_LIMIT {
+            Levels::Set(levels.iter().map(String::as_str).collect())
+        } else {
+            Levels::Scan(levels)
+        }
+    }
+
+    fn contains(&self, text: &str) -> bool {
+        match self {
+            Levels::Scan(levels) => levels.iter().any(|level| level == text),
+            Levels::Set(levels) => levels.contains(text),
+        }
+    }
+}
+
+/// Collects the values of one feature column with its type checks.
+enum Builder<'a> {
+    Numeric(Vec<f64>),
+    Categorical {
+        values: Vec<Option<String>>,
+        levels: Levels<'a>,
+        /// Whether a value outside `levels` was pushed.
+        unseen: bool,
+    },
+}
+
+impl<'a> Builder<'a> {
+    /// Creates a builder for a column of about `rows` values.
+    fn new(kind: &'a FeatureKind, rows: usize) -> Self {
         match kind {
             FeatureKind::Numeric => Builder::Numeric(Vec::with_capacity(rows)),
-            FeatureKind::Categorical { .. } => Builder::Categorical(Vec::with_capacity(rows)),
+            FeatureKind::Categorical { levels } => Builder::Categorical {
+                values: Vec::with_capacity(rows),
+                levels: Levels::new(levels, rows),
+                unseen: false,
+            },
         }
+    }
+
+    /// Appends a categorical value and notes whether it is a training level.
+    /// After the first unseen value, later values skip the check.
+    fn push_level(
+        values: &mut Vec<Option<String>>,
+        levels: &Levels<'_>,
+        unseen: &mut bool,
+        text: &str,
+    ) {
+        if !*unseen && !levels.contains(text) {
+            *unseen = true;
+        }
+        values.push(Some(text.to_string()));
     }
 
     /// Appends a JSON value; `row` and `column` name it in errors.
@@ -183,9 +265,16 @@ impl Builder {
                     describe(other)
                 )));
             }
-            (Builder::Categorical(values), Value::String(text)) => values.push(Some(text.clone())),
-            (Builder::Categorical(values), Value::Null) => values.push(None),
-            (Builder::Categorical(_), other) => {
+            (
+                Builder::Categorical {
+                    values,
+                    levels,
+                    unseen,
+                },
+                Value::String(text),
+            ) => Builder::push_level(values, levels, unseen, text),
+            (Builder::Categorical { values, .. }, Value::Null) => values.push(None),
+            (Builder::Categorical { .. }, other) => {
                 return Err(ScoringError::invalid(format!(
                     "column `{column}` row {row}: expected a string or null, found {}; this \
                      feature is categorical",
@@ -213,19 +302,28 @@ impl Builder {
                     })?;
                 values.push(number);
             }
-            Builder::Categorical(values) => {
-                values.push((!text.is_empty()).then(|| text.to_string()));
+            Builder::Categorical {
+                values,
+                levels,
+                unseen,
+            } => {
+                if text.is_empty() {
+                    values.push(None);
+                } else {
+                    Builder::push_level(values, levels, unseen, text);
+                }
             }
         }
         Ok(())
     }
 
-    fn finish(self, name: &str) -> Column {
-        let data = match self {
-            Builder::Numeric(values) => ColumnData::Float64(values),
-            Builder::Categorical(values) => ColumnData::Utf8(values),
+    /// Returns the column and whether it received an unseen level.
+    fn finish(self, name: &str) -> (Column, bool) {
+        let (data, unseen) = match self {
+            Builder::Numeric(values) => (ColumnData::Float64(values), false),
+            Builder::Categorical { values, unseen, .. } => (ColumnData::Utf8(values), unseen),
         };
-        Column::new(name, data)
+        (Column::new(name, data), unseen)
     }
 }
 
@@ -400,10 +498,10 @@ fn parse_split(
         }
         out.push(builder.finish(&feature.name));
     }
-    Ok(Parsed {
-        columns: out,
-        ignored: ignored_names(columns.iter().copied(), features),
-    })
+    Ok(Parsed::new(
+        out,
+        ignored_names(columns.iter().copied(), features),
+    ))
 }
 
 /// Reads a list of records, `[{"column": value}, ...]`.
@@ -454,10 +552,7 @@ fn parse_records(
             ignored.extend(ignored_names(record.keys().map(String::as_str), features));
         }
     }
-    Ok(Parsed {
-        columns: out,
-        ignored,
-    })
+    Ok(Parsed::new(out, ignored))
 }
 
 /// Reads columns as `{"column": [values]}`.
@@ -500,10 +595,10 @@ fn parse_columnar(
         }
         out.push(builder.finish(&feature.name));
     }
-    Ok(Parsed {
-        columns: out,
-        ignored: ignored_names(columns.keys().map(String::as_str), features),
-    })
+    Ok(Parsed::new(
+        out,
+        ignored_names(columns.keys().map(String::as_str), features),
+    ))
 }
 
 fn parse_csv(
@@ -536,7 +631,12 @@ fn parse_csv(
         })
         .collect::<Result<_, _>>()?;
 
-    let mut builders: Vec<Builder> = features.iter().map(|f| Builder::new(&f.kind, 0)).collect();
+    // The line count bounds the rows, which sizes the builders.
+    let lines = body.iter().filter(|&&byte| byte == b'\n').count();
+    let mut builders: Vec<Builder> = features
+        .iter()
+        .map(|f| Builder::new(&f.kind, lines.min(max_rows)))
+        .collect();
     let mut rows = 0;
     for record in reader.records() {
         let record = record.map_err(|e| ScoringError::invalid(format!("invalid CSV: {e}")))?;
@@ -560,10 +660,10 @@ fn parse_csv(
         .zip(builders)
         .map(|(f, b)| b.finish(&f.name))
         .collect();
-    Ok(Parsed {
+    Ok(Parsed::new(
         columns,
-        ignored: ignored_names(names.iter().copied(), features),
-    })
+        ignored_names(names.iter().copied(), features),
+    ))
 }
 
 /// Returns the names that are not model features.

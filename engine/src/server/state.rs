@@ -12,6 +12,10 @@
 //! the previous one serving. Loads are serialized by a mutex that is only
 //! taken on blocking threads, never across an `.await`.
 //!
+//! The last failed load is kept as a [`LoadFailure`] until a load succeeds
+//! or the registry moves on to another production version, so that the
+//! routes can tell clients why no model, or an older version, is served.
+//!
 //! This module never writes to the registry: promotions and their undoing
 //! belong to [`super::deploy`].
 
@@ -25,7 +29,7 @@ use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A model version decoded and ready to score.
 pub struct LoadedModel {
@@ -120,6 +124,76 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Returns the version the error is about, if the registry named one.
+    pub fn version(&self) -> Option<i64> {
+        match self {
+            LoadError::NoProductionVersion(_) | LoadError::Registry(_) => None,
+            LoadError::NoArtifactRef { version, .. }
+            | LoadError::Artifact { version, .. }
+            | LoadError::NotAModel { version, .. }
+            | LoadError::Predictor { version, .. } => Some(*version),
+        }
+    }
+
+    /// Builds the message a client gets while this error keeps `model`
+    /// from being served: what failed, why, and what to do.
+    pub fn client_message(&self, model: &str) -> String {
+        let promote = format!(
+            "promote another version with `flowrun models promote {model} VERSION production`"
+        );
+        match self {
+            LoadError::NoProductionVersion(_) | LoadError::NoArtifactRef { .. } => self.to_string(),
+            LoadError::Registry(source) => format!(
+                "failed to read the model registry: {source}. The server tries again at its \
+                 next registry poll"
+            ),
+            LoadError::Artifact {
+                version, source, ..
+            } => {
+                // The store's own message ends with "it will be recomputed",
+                // which holds for a pipeline run but not for the server.
+                let reason = match source {
+                    ArtifactError::Corrupt { path, .. } => format!(
+                        "its file {} is damaged: its bytes do not match the digest recorded when \
+                         it was stored",
+                        path.display()
+                    ),
+                    other => other.to_string(),
+                };
+                format!(
+                    "production version {version} of model `{model}` could not be loaded: \
+                     {reason}. Run the pipeline that trained it again to recreate the file, or \
+                     {promote}"
+                )
+            }
+            LoadError::NotAModel { version, kind, .. } => format!(
+                "production version {version} of model `{model}` could not be loaded: its \
+                 artifact is a {kind}, not a model. Register it again by running the deployment \
+                 pipeline, or {promote}"
+            ),
+            LoadError::Predictor {
+                version, source, ..
+            } => format!(
+                "production version {version} of model `{model}` could not be loaded: {source}. \
+                 Serve it with a flowrun build that has this model flavor, or {promote}"
+            ),
+        }
+    }
+}
+
+/// The last failed load of the production version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadFailure {
+    /// The production version that failed, when the registry named one.
+    pub version: Option<i64>,
+    /// The client message of [`LoadError::client_message`]: what failed,
+    /// why, and what to do.
+    pub message: String,
+    /// When the load failed (RFC 3339, UTC).
+    pub failed_at: String,
+}
+
 /// The result of a reload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReloadOutcome {
@@ -149,6 +223,8 @@ pub struct ServerState {
     runs: RunStore,
     artifacts: LocalStore,
     current: ArcSwapOption<LoadedModel>,
+    /// The last failed load, read by the routes without taking a lock.
+    last_failure: ArcSwapOption<LoadFailure>,
     /// Serializes loads; taken only on blocking threads.
     load_lock: Mutex<LoadMemory>,
     started: Instant,
@@ -179,7 +255,18 @@ pub struct RequestTally {
 /// version once instead of every few seconds.
 #[derive(Default)]
 struct LoadMemory {
-    failed: Option<(i64, String)>,
+    failed: Option<FailedVersion>,
+}
+
+/// A production version that failed to load, and the state of its artifact
+/// file at the time. Polling retries the version when the file changes, for
+/// example when a pipeline run rewrites a damaged file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FailedVersion {
+    version: i64,
+    artifact_hash: String,
+    /// The file's size and modification time; `None` when it was missing.
+    file: Option<(u64, SystemTime)>,
 }
 
 impl ServerState {
@@ -196,6 +283,7 @@ impl ServerState {
             runs,
             artifacts,
             current: ArcSwapOption::empty(),
+            last_failure: ArcSwapOption::empty(),
             load_lock: Mutex::new(LoadMemory::default()),
             started: Instant::now(),
             ignored_column_requests: AtomicU64::new(0),
@@ -212,6 +300,13 @@ impl ServerState {
     /// `Arc` for the whole request.
     pub fn current(&self) -> Option<Arc<LoadedModel>> {
         self.current.load_full()
+    }
+
+    /// Returns the last failed load of the production version, until a
+    /// load succeeds or another version is in production. While a model is
+    /// served, a failure means an older version kept serving.
+    pub fn last_load_failure(&self) -> Option<Arc<LoadFailure>> {
+        self.last_failure.load_full()
     }
 
     /// Returns the run store, which the web pages read.
@@ -269,53 +364,110 @@ impl ServerState {
             .unwrap_or_else(PoisonError::into_inner);
         let result = self.reload_locked();
         match &result {
-            Ok(_) => memory.failed = None,
+            Ok(_) => {
+                memory.failed = None;
+                self.last_failure.store(None);
+            }
+            Err(LoadError::NoProductionVersion(_)) => {
+                memory.failed = None;
+                self.last_failure.store(None);
+            }
             Err(error) => {
                 tracing::error!(model = %self.config.model, %error, "model load failed; the served model is unchanged");
-                memory.failed = self
-                    .runs
-                    .production_version(&self.config.model)
-                    .ok()
-                    .flatten()
-                    .map(|v| (v.version, v.artifact_hash));
+                memory.failed = self.failed_version();
+                self.last_failure.store(Some(Arc::new(LoadFailure {
+                    version: error.version(),
+                    message: error.client_message(&self.config.model),
+                    failed_at: super::now_rfc3339(),
+                })));
             }
         }
         result
     }
 
+    /// Describes the registry's production version and its artifact file,
+    /// as the load memory keeps a failed one.
+    fn failed_version(&self) -> Option<FailedVersion> {
+        let info = self
+            .runs
+            .production_version_info(&self.config.model)
+            .ok()
+            .flatten()?;
+        let file = info.artifact_ref().and_then(|reference| {
+            let metadata = std::fs::metadata(self.artifacts.path_of(&reference)).ok()?;
+            Some((metadata.len(), metadata.modified().ok()?))
+        });
+        Some(FailedVersion {
+            version: info.version.version,
+            artifact_hash: info.version.artifact_hash,
+            file,
+        })
+    }
+
+    /// Forgets a load failure about a version that is no longer in
+    /// production, such as a promotion that was undone.
+    fn forget_stale_failure(&self, production: Option<i64>) {
+        let stale = self
+            .last_failure
+            .load()
+            .as_ref()
+            .is_some_and(|failure| production.is_none() || failure.version != production);
+        if stale {
+            self.last_failure.store(None);
+        }
+    }
+
     /// Follows the registry: loads the production version when it differs
-    /// from the served one. A version that failed before is not retried
-    /// until the production version changes. Blocks.
+    /// from the served one. A version that failed before is retried only
+    /// when the production version or its artifact file changes. Blocks.
     pub fn poll(&self) {
+        // The load lock is held while reading the registry, so that a
+        // failure stored by a concurrent reload is never judged against an
+        // older production version.
+        let memory = self
+            .load_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let production = match self.runs.production_version(&self.config.model) {
             Ok(Some(version)) => version,
-            Ok(None) => return,
+            Ok(None) => {
+                self.forget_stale_failure(None);
+                return;
+            }
             Err(error) => {
                 tracing::warn!(%error, "failed to read the model registry; will retry");
                 return;
             }
         };
+        self.forget_stale_failure(Some(production.version));
         if let Some(current) = self.current()
             && current.version == production.version
             && current.info.version.artifact_hash == production.artifact_hash
         {
             return;
         }
-        {
-            let memory = self
-                .load_lock
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let key = (production.version, production.artifact_hash.clone());
-            if memory.failed.as_ref() == Some(&key) {
+
+        let failed_before = memory.failed.as_ref().is_some_and(|failed| {
+            failed.version == production.version && failed.artifact_hash == production.artifact_hash
+        });
+        if failed_before {
+            // Only a version that failed before pays for the file check.
+            if memory.failed == self.failed_version() {
                 return;
             }
+            tracing::info!(
+                model = %self.config.model,
+                version = production.version,
+                "the artifact file of the production version changed since it failed to load; loading it again"
+            );
+        } else {
+            tracing::info!(
+                model = %self.config.model,
+                version = production.version,
+                "the registry's production version changed; loading it"
+            );
         }
-        tracing::info!(
-            model = %self.config.model,
-            version = production.version,
-            "the registry's production version changed; loading it"
-        );
+        drop(memory);
         let _ = self.reload();
     }
 

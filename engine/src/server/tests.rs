@@ -6,7 +6,7 @@
 //! has no model families of its own: `a * wa + b * wb`, plus 100 when the
 //! categorical `c` is `"x"`.
 
-use super::router::{self, IGNORED_COLUMNS_HEADER, VERSION_HEADER};
+use super::router::{self, IGNORED_COLUMNS_HEADER, UNKNOWN_LEVELS_HEADER, VERSION_HEADER};
 use super::state::{ServerState, StateConfig};
 use crate::predict::{PredictError, Predictor};
 use crate::registry::Registry;
@@ -192,6 +192,19 @@ impl Fixture {
             .unwrap()
     }
 
+    /// Returns the artifact file of a registered version.
+    fn artifact_path(&self, version: i64) -> std::path::PathBuf {
+        let info = self.runs.model_version_info("m", version).unwrap();
+        self.artifacts.path_of(&info.artifact_ref().unwrap())
+    }
+
+    /// Moves a version to production without loading it.
+    fn promote(&self, version: i64) {
+        self.runs
+            .set_stage("m", version, Stage::Production, "test")
+            .unwrap();
+    }
+
     /// Registers a version, promotes it and loads it.
     fn serve(&self, payload: &[u8]) -> i64 {
         let version = self.register(payload, 1.0);
@@ -212,6 +225,14 @@ fn post(content_type: &str, body: &str) -> Request<Bytes> {
 
 fn get(path: &str) -> Request<Bytes> {
     Request::get(path).body(Bytes::new()).unwrap()
+}
+
+fn head(path: &str) -> Request<Bytes> {
+    Request::head(path).body(Bytes::new()).unwrap()
+}
+
+async fn body_of(response: Response<Full<Bytes>>) -> Bytes {
+    response.into_body().collect().await.unwrap().to_bytes()
 }
 
 async fn call(state: &Arc<ServerState>, request: Request<Bytes>) -> Response<Full<Bytes>> {
@@ -629,4 +650,206 @@ fn served_version_keeps_artifact_ref() {
         .unwrap();
     let legacy = fixture.runs.model_version_info("m", legacy).unwrap();
     assert!(legacy.artifact_ref().is_none());
+}
+
+#[tokio::test]
+async fn unseen_levels_are_scored_and_named() {
+    let fixture = Fixture::new(100);
+    fixture.serve(&weights(1.0, 1.0, false));
+    let cases = [
+        (
+            "application/json",
+            r#"{"dataframe_records": [{"a": 1, "b": 2, "c": "x"}, {"a": 1, "b": 2, "c": "zz"}]}"#,
+        ),
+        (
+            "application/json",
+            r#"{"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, "x"], [1, 2, "zz"]]}}"#,
+        ),
+        (
+            "application/json",
+            r#"{"inputs": {"a": [1, 1], "b": [2, 2], "c": ["x", "zz"]}}"#,
+        ),
+        ("text/csv", "a,b,c\n1,2,x\n1,2,zz\n"),
+    ];
+    for (content_type, body) in cases {
+        let response = call(&fixture.state, post(content_type, body)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{body}");
+        assert_eq!(
+            header(&response, UNKNOWN_LEVELS_HEADER),
+            Some("c"),
+            "{body}"
+        );
+        assert_eq!(
+            json_of(response).await["predictions"],
+            serde_json::json!([103.0, 3.0]),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn known_and_missing_levels_get_no_header() {
+    let fixture = Fixture::new(100);
+    fixture.serve(&weights(1.0, 1.0, false));
+    let bodies = [
+        (
+            "application/json",
+            r#"{"dataframe_records": [{"a": 1, "b": 2, "c": "y"}, {"a": 1, "b": 2, "c": null}]}"#,
+        ),
+        ("text/csv", "a,b,c\n1,2,y\n1,2,\n"),
+    ];
+    for (content_type, body) in bodies {
+        let response = call(&fixture.state, post(content_type, body)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{body}");
+        assert_eq!(header(&response, UNKNOWN_LEVELS_HEADER), None, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_body() {
+    let fixture = Fixture::new(100);
+    for path in ["/ping", "/health", "/metadata"] {
+        let response = call(&fixture.state, head(path)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(body_of(response).await.is_empty(), "{path}");
+    }
+
+    fixture.serve(&weights(1.0, 1.0, false));
+    for path in ["/ping", "/health", "/version", "/metadata"] {
+        let got = call(&fixture.state, get(path)).await;
+        let headed = call(&fixture.state, head(path)).await;
+        assert_eq!(headed.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&headed, VERSION_HEADER), Some("m/1"), "{path}");
+        assert_eq!(
+            header(&headed, "content-type"),
+            Some("application/json"),
+            "{path}"
+        );
+        let got_body = body_of(got).await;
+        let length = header(&headed, "content-length").map(str::to_string);
+        assert!(body_of(headed).await.is_empty(), "{path}");
+        // /health reports the uptime, which may tick between the two
+        // requests without changing the body's length.
+        assert_eq!(length, Some(got_body.len().to_string()), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn other_methods_list_get_and_head() {
+    let fixture = Fixture::new(100);
+    let request = Request::delete("/ping").body(Bytes::new()).unwrap();
+    let response = call(&fixture.state, request).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(&response, "allow"), Some("GET, HEAD"));
+}
+
+/// Truncates a file to 100 bytes, as a damaged disk or an interrupted copy
+/// leaves it.
+fn truncate(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..100]).unwrap();
+    bytes
+}
+
+#[tokio::test]
+async fn corrupt_production_version_is_named_in_503() {
+    let fixture = Fixture::new(100);
+    let version = fixture.register(&weights(1.0, 1.0, false), 1.0);
+    fixture.promote(version);
+    truncate(&fixture.artifact_path(version));
+    assert!(fixture.state.reload().is_err());
+
+    for request in [
+        get("/ping"),
+        get("/health"),
+        get("/metadata"),
+        post("text/csv", "a,b,c\n1,2,x\n"),
+    ] {
+        let response = call(&fixture.state, request).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let message = json_of(response).await["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.starts_with("production version 1 of model `m` could not be loaded: "),
+            "{message}"
+        );
+        assert!(message.contains("is damaged"), "{message}");
+        assert!(
+            message.contains("Run the pipeline that trained it again"),
+            "{message}"
+        );
+        assert!(!message.contains("no version of model"), "{message}");
+    }
+
+    let json = json_of(call(&fixture.state, get("/version")).await).await;
+    assert_eq!(json["version"], serde_json::Value::Null);
+    assert_eq!(json["load_error"]["version"], 1);
+    assert!(
+        json["load_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is damaged"),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn failed_newer_version_is_reported_while_old_serves() {
+    let fixture = Fixture::new(100);
+    fixture.serve(&weights(1.0, 1.0, false));
+    let broken = fixture.register(b"not json", 1.0);
+    fixture.promote(broken);
+    assert!(fixture.state.reload().is_err());
+
+    let response = call(&fixture.state, get("/health")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let json = json_of(response).await;
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["load_error"]["version"], broken);
+
+    // Undoing the promotion, as a deployment does, clears the report at
+    // the next poll.
+    fixture.promote(1);
+    fixture.state.poll();
+    let json = json_of(call(&fixture.state, get("/health")).await).await;
+    assert_eq!(json["load_error"], serde_json::Value::Null);
+}
+
+#[test]
+fn poll_retries_a_failed_version_whose_file_changed() {
+    let fixture = Fixture::new(100);
+    let version = fixture.register(&weights(1.0, 1.0, false), 1.0);
+    fixture.promote(version);
+    let path = fixture.artifact_path(version);
+    let original = truncate(&path);
+    assert!(fixture.state.reload().is_err());
+
+    // An unchanged file is not read again.
+    fixture.state.poll();
+    assert!(fixture.state.current().is_none());
+    assert!(fixture.state.last_load_failure().is_some());
+
+    // A pipeline run rewrites the file; the next poll serves the version.
+    std::fs::write(&path, original).unwrap();
+    fixture.state.poll();
+    assert_eq!(fixture.state.current().unwrap().version, version);
+    assert!(fixture.state.last_load_failure().is_none());
+}
+
+/// A batch large enough to check levels with a hash set finds an unseen
+/// level in its last row, and none when every level is known.
+#[tokio::test]
+async fn large_batch_finds_unseen_level() {
+    let fixture = Fixture::new(10_000);
+    fixture.serve(&weights(1.0, 1.0, false));
+    let rows = 6_000;
+    let known = "a,b,c\n".to_string() + &"1,2,x\n".repeat(rows);
+    let unseen = known.clone() + "1,2,zz\n";
+    for (body, expected) in [(known, None), (unseen, Some("c"))] {
+        let response = call(&fixture.state, post("text/csv", &body)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, UNKNOWN_LEVELS_HEADER), expected);
+    }
 }
