@@ -196,15 +196,20 @@ fn no_model(state: &ServerState) -> Page {
     };
     let body = html! {
         section.card.notice {
-            h1 { "No model is deployed yet" }
             @if let Some(version) = &production {
-                p {
-                    "Version " (version.version) " of " code { (name) }
-                    " is in production, but this server has not loaded it. "
-                    "The server log says why; the server tries again when the "
-                    "production version changes."
+                h1 { "The production model could not be loaded" }
+                @if let Some(failure) = state.last_load_failure() {
+                    p.error { (failure.message) }
+                } @else {
+                    p {
+                        "Version " (version.version) " of " code { (name) }
+                        " is in production, but this server has not loaded it yet. "
+                        "The server log says why; the server tries again when the "
+                        "production version or its file changes."
+                    }
                 }
             } @else {
+                h1 { "No model is deployed yet" }
                 p {
                     "The predict form appears once a version of " code { (name) }
                     " is in production. Train, evaluate and deploy one with:"

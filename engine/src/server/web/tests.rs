@@ -899,3 +899,30 @@ async fn models_page_shows_differing_data() {
     assert!(html.contains("-3.1100"), "{html}");
     assert!(html.contains("19.4%"), "{html}");
 }
+
+#[tokio::test]
+async fn predict_page_names_why_the_production_model_is_not_loaded() {
+    let fixture = Fixture::new();
+    let path = fixture.artifacts.path_of(&fixture.model_ref);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    fixture
+        .runs
+        .set_stage("m", 1, Stage::Production, "test")
+        .unwrap();
+    assert!(fixture.state.reload().is_err(), "a damaged model loaded");
+
+    let (status, html) = fixture.get("/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        html.contains("The production model could not be loaded"),
+        "{html}"
+    );
+    assert!(html.contains("is damaged"), "{html}");
+    assert!(
+        html.contains("Run the pipeline that trained it again"),
+        "{html}"
+    );
+}
