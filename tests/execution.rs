@@ -41,6 +41,13 @@ fn failed_step_skips_dependents() {
     assert_eq!(out.status_of("boom").as_deref(), Some("failed"));
     assert_eq!(out.status_of("after_boom").as_deref(), Some("skipped"));
     assert_eq!(out.status_of("last").as_deref(), Some("skipped"));
+    // The failure is printed before the steps it skipped.
+    let position = |text: &str| out.stderr.find(text).unwrap_or(usize::MAX);
+    assert!(
+        position("failed    boom") < position("skipped   after_boom"),
+        "{}",
+        out.all()
+    );
     // The independent running step finished; the one not started is skipped.
     assert_eq!(
         out.status_of("slow").as_deref(),

@@ -625,7 +625,10 @@ fn schedule(shared: &Shared<'_>) -> Result<Vec<StepReport>, ExecError> {
             };
             running -= 1;
 
-            if matches!(report.outcome, Outcome::Failed | Outcome::Cancelled) {
+            // The failure is reported before the steps it skips.
+            let failed = matches!(report.outcome, Outcome::Failed | Outcome::Cancelled);
+            finish(shared, i, report, &mut slots, &mut pending, &mut reports);
+            if failed {
                 let failed_id = nodes[i].step.id.clone();
                 skip_downstream(
                     shared,
@@ -639,7 +642,6 @@ fn schedule(shared: &Shared<'_>) -> Result<Vec<StepReport>, ExecError> {
                     stop_reason = Some(format!("the run stopped after {failed_id} failed"));
                 }
             }
-            finish(shared, i, report, &mut slots, &mut pending, &mut reports);
         }
         Ok(())
     })?;
