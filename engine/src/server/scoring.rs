@@ -606,6 +606,12 @@ fn parse_csv(
     features: &[FeatureSpec],
     max_rows: usize,
 ) -> Result<Parsed, ScoringError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScoringError::invalid(
+            "the CSV body is empty: it is missing the header row; send a header row naming \
+             the columns, then one row per line",
+        ));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(body.as_ref());

@@ -377,6 +377,8 @@ async fn malformed_bodies_get_400() {
         ("a,b,c\n1,,x\n", "`` is not a finite number"),
         ("a,b,c\n1,NaN,x\n", "not a finite number"),
         ("a,b,c\n1,2\n", "invalid CSV"),
+        ("", "missing the header row"),
+        ("\n\n", "missing the header row"),
     ];
     for (body, needle) in csv_cases {
         let response = call(&fixture.state, post("text/csv", body)).await;
