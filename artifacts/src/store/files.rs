@@ -12,11 +12,10 @@
 //! recomputed rather than a damaged result used.
 //!
 //! Every file written here gets a fixed modification time,
-//! [`SEALED_MTIME`] (2000-01-01 UTC), before it is given its name. Writing
-//! to a file later sets its time to the present, so a file whose time is
-//! not [`SEALED_MTIME`] has been changed since flowrun wrote it (or was
-//! written by an older flowrun), and a cache hit checks its digest before
-//! using it. This is how a cache hit notices damage that keeps the size
+//! [`SEALED_MTIME_SECS`] (2000-01-01 UTC), before it is given its name.
+//! Writing to a file later sets its time to the present. A file with
+//! another time has therefore changed since flowrun wrote it (or an older
+//! flowrun wrote it), and a cache hit checks its digest before using it. This is how a cache hit notices damage that keeps the size
 //! without reading every byte of every artifact. A temporary file is
 //! named `<pid>-<sequence>.tmp`, which lets [`remove_stale_tmp_files`]
 //! tell the leftovers of a crashed process from the files of a live one.

@@ -306,7 +306,7 @@ impl ArtifactStore for LocalStore {
             return true;
         }
         // Changed since it was written, or written by an older flowrun:
-        // only its digest tells.
+        // only the digest can decide.
         match self.verify(r) {
             Ok(()) => {
                 files::reseal(&path);

@@ -27,7 +27,7 @@
 //!   the file's metadata, so damaged bytes are reported as
 //!   [`ArtifactError::Corrupt`] and never returned as a value.
 //! - [`exists`](ArtifactStore::exists), the check of every cache hit,
-//!   notices a file changed since it was written without reading it: each
+//!   notices a file changed since it was written without reading it. Each
 //!   file is written with a fixed modification time, and a file with
 //!   another time has its digest checked before it counts.
 //! - The caller writes a cache entry with [`put_entry`](ArtifactStore::put_entry)
@@ -98,10 +98,10 @@ pub trait ArtifactStore: Send + Sync {
     fn get(&self, r: &ArtifactRef) -> Result<Artifact, ArtifactError>;
 
     /// Returns whether the file is present, with the right size and
-    /// contents. It is called on every cache hit, so it must be cheap for
-    /// an unchanged file: [`LocalStore`] reads only the file's metadata when
-    /// the file still has the modification time it was written with, and
-    /// checks the digest of any other.
+    /// contents. Every cache hit calls it, so it must be cheap for an
+    /// unchanged file. [`LocalStore`] reads only the metadata of a file that
+    /// still has the modification time it was written with, and checks the
+    /// digest of any other.
     fn exists(&self, r: &ArtifactRef) -> bool;
 
     /// Checks the file's size and digest without decoding it.

@@ -779,7 +779,7 @@ pub(crate) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The pipeline's graph as the run store keeps it with a run.
+/// Builds the pipeline's graph as the run store keeps it with a run.
 fn run_graph(pipeline: &Pipeline) -> RunGraph {
     RunGraph {
         steps: pipeline

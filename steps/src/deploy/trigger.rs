@@ -3,7 +3,7 @@
 //!
 //! A model is deployed when its test MSE is finite and at most `max_mse`,
 //! its test set has at least `min_test_rows` rows (an MSE over a handful of
-//! rows says little), and, with `require_improvement` (the default), it is
+//! rows is mostly noise), and, with `require_improvement` (the default), it is
 //! no worse than the current production version on the same test rows.
 //! A model with no production version to compare against passes that last
 //! test.
@@ -15,7 +15,7 @@
 //! production version on this run's test rows and compares the two MSEs
 //! there. When the production version cannot be scored on them (its
 //! features are missing from `x_test`, or its file cannot be read), the
-//! model is not deployed, and the reason says how to deploy anyway
+//! model is not deployed, and the reason names the way to deploy anyway
 //! (`require_improvement=false`). Without `x_test` and `y_test`, the step
 //! falls back to the MSE the production version had when it was
 //! registered, and the reason says so.
@@ -48,8 +48,8 @@ pub const MAX_MSE: ParamRange = ParamRange::float("max_mse", 0.0, 1e9);
 pub const MIN_TEST_ROWS: ParamRange = ParamRange::int("min_test_rows", 1, 1_000_000_000);
 
 /// The default of `min_test_rows`. The shipped sample's test part has
-/// about 800 rows; with fewer than 200, the MSE of review scores moves by
-/// more than the gap between model families from one split to the next.
+/// about 800 rows. Below 200 rows, the MSE of review scores moves from one
+/// split to the next by more than the gap between model families.
 pub const DEFAULT_MIN_TEST_ROWS: i64 = 200;
 
 /// The `deployment_trigger` step.
@@ -81,12 +81,12 @@ pub struct Decision {
     /// Its MSE: on this run's test rows when `compared_on` is
     /// `same_test_rows`, else as recorded when it was registered.
     pub production_mse: Option<f64>,
-    /// What `production_mse` was measured on: `same_test_rows`,
-    /// `recorded`, or unset when there is nothing to compare.
+    /// The rows behind `production_mse`: `same_test_rows`, `recorded`, or
+    /// unset when there is nothing to compare.
     pub compared_on: Option<&'static str>,
 }
 
-/// What is known of the production version's error.
+/// The production version's error, as far as it is known.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProductionMse {
     /// Its MSE on the candidate's test rows.
@@ -113,7 +113,7 @@ pub struct Production {
 pub struct Policy {
     /// The largest test MSE deployed.
     pub max_mse: f64,
-    /// The fewest test rows behind an MSE that is trusted.
+    /// The minimum number of test rows behind a trusted MSE.
     pub min_test_rows: u64,
     /// Whether the candidate must be no worse than production.
     pub require_improvement: bool,
@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn too_few_test_rows_is_skipped() {
-        // An excellent MSE from seven rows says nothing.
+        // An excellent MSE from seven rows is noise.
         let d = decide(0.5, Some(7), POLICY, None);
         assert!(!d.deploy);
         assert!(d.reason.contains("only 7 test rows"), "{}", d.reason);
@@ -463,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn production_not_scorable_is_skipped_with_the_way_out() {
+    fn unscorable_production_is_skipped() {
         let current = production(ProductionMse::NotComparable(
             "missing feature column `seller_state`".into(),
         ));
