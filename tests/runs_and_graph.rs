@@ -190,3 +190,33 @@ fn misspelled_step_selection_is_suggested() {
         out.all()
     );
 }
+
+#[test]
+fn closed_stderr_pipe_does_not_stop_a_run() {
+    // `flowrun run ... 2>&1 | head -3`: progress goes to stderr, whose
+    // reader is gone. The run finishes, is recorded, and exits 0.
+    let project = Project::new();
+    project.write("p.yaml", PIPELINE);
+    for jobs in ["1", "2"] {
+        let mut child = project
+            .command(&["run", "p.yaml", "--no-cache", "--jobs", jobs])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the run did not finish with a closed stderr (--jobs {jobs})");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "--jobs {jobs}");
+        assert_eq!(project.latest_run()["status"], "succeeded");
+    }
+}

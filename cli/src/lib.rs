@@ -18,6 +18,7 @@ use anyhow::Context;
 use args::{Cli, Command};
 use clap::Parser;
 use flowrun_engine::Registry;
+use output::errln;
 use std::process::ExitCode;
 
 /// Invalid input: the run never started.
@@ -61,7 +62,7 @@ pub fn main(registry: Registry) -> ExitCode {
             if let Some(Exit(code)) = error.downcast_ref::<Exit>() {
                 return ExitCode::from(*code);
             }
-            eprintln!("error: {error:#}");
+            errln!("error: {error:#}");
             ExitCode::from(EXIT_FAILED)
         }
     }

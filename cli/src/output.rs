@@ -37,10 +37,29 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("error: failed to write to stdout: {error}");
+        write_stderr(format_args!("error: failed to write to stdout: {error}"));
         std::process::exit(1);
     }
 }
+
+/// Writes a line to stderr, ignoring a write error. Messages and progress
+/// go to stderr; when it is a closed pipe (`flowrun ... 2>&1 | head`), the
+/// command goes on and finishes its work, and its exit status still tells
+/// the outcome. `eprintln!` would panic there instead, in the middle of a
+/// run.
+pub(crate) fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
+/// `eprintln!` that never panics: see [`write_stderr`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!($($arg)*))
+    };
+}
+pub(crate) use errln;
 
 /// `println!` for command output: see [`write_stdout`].
 macro_rules! outln {
@@ -95,7 +114,7 @@ impl Printer {
             Some(multi) => {
                 let _ = multi.println(text);
             }
-            None => eprintln!("{text}"),
+            None => write_stderr(format_args!("{text}")),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! of registered steps.
 
 use crate::args::{GraphArgs, GraphFormat, PipelineArgs, PlanArgs, RunArgs, SelectionArgs};
-use crate::output::outln;
 use crate::output::{Printer, summary};
+use crate::output::{errln, outln};
 use crate::{EXIT_CANCELLED, EXIT_FAILED, EXIT_INVALID, Exit};
 use anyhow::Context;
 use flowrun_artifacts::store::LocalStore;
@@ -21,7 +21,7 @@ fn load(args: &PipelineArgs, registry: &Registry) -> anyhow::Result<(Pipeline, P
         match spec::parse_override(text) {
             Ok(o) => overrides.push(o),
             Err(message) => {
-                eprintln!("error: invalid --set `{text}`: {message}");
+                errln!("error: invalid --set `{text}`: {message}");
                 return Err(Exit(EXIT_INVALID).into());
             }
         }
@@ -29,14 +29,14 @@ fn load(args: &PipelineArgs, registry: &Registry) -> anyhow::Result<(Pipeline, P
     let pipeline = match spec::load(&args.file, registry, &overrides) {
         Ok(pipeline) => pipeline,
         Err(errors) => {
-            eprintln!("{errors}");
+            errln!("{errors}");
             return Err(Exit(EXIT_INVALID).into());
         }
     };
     let graph = match PipelineGraph::build(&pipeline) {
         Ok(graph) => graph,
         Err(errors) => {
-            eprintln!("{errors}");
+            errln!("{errors}");
             return Err(Exit(EXIT_INVALID).into());
         }
     };
@@ -63,7 +63,7 @@ fn check_selection(selection: &Selection, pipeline: &Pipeline) -> anyhow::Result
             let ids: Vec<&str> = pipeline.steps.iter().map(|s| s.id.as_str()).collect();
             let hint = spec::closest_name(name, ids.iter().copied())
                 .map_or(String::new(), |id| format!("did you mean `{id}`? "));
-            eprintln!(
+            errln!(
                 "error: no step `{name}` in pipeline {}; {hint}its steps are: {}",
                 pipeline.name,
                 ids.join(", ")
@@ -105,7 +105,7 @@ fn check_data_paths(pipeline: &Pipeline, registry: &Registry) -> anyhow::Result<
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("{}", missing.join("\n"));
+    errln!("{}", missing.join("\n"));
     Err(Exit(EXIT_INVALID).into())
 }
 
@@ -130,7 +130,7 @@ fn check_selection_cached(
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "error: the selected steps need {} from the cache, but the store has no result for their current parameters, inputs and code\n  = help: run the whole pipeline once, or select {} too",
         missing.join(", "),
         if missing.len() == 1 { "it" } else { "them" }
@@ -246,7 +246,7 @@ fn install_ctrl_c(cancel: &CancelToken) {
         if cancel.is_cancelled() {
             std::process::exit(i32::from(EXIT_CANCELLED));
         }
-        eprintln!(
+        errln!(
             "Cancelling: running steps stop at their next check; press Ctrl-C again to exit now"
         );
         cancel.cancel();

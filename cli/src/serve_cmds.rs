@@ -5,7 +5,7 @@
 //! and prints what happened. It never reads the registry or a model.
 
 use crate::args::{ServeArgs, ServeCommand};
-use crate::output::outln;
+use crate::output::{errln, outln};
 use anyhow::Context;
 use flowrun_engine::Registry;
 use flowrun_engine::server::client::Client;
@@ -143,9 +143,7 @@ impl LogFlusher {
                 }
             });
         if let Err(error) = started {
-            eprintln!(
-                "warning: failed to start the log flusher; log lines may be delayed: {error}"
-            );
+            errln!("warning: failed to start the log flusher; log lines may be delayed: {error}");
         }
         LogFlusher { buffer }
     }
@@ -225,7 +223,7 @@ fn start_daemon(args: &ServeArgs, store_dir: &Path) -> anyhow::Result<u8> {
         ),
     }
     if let Some(warning) = served.warning(&info.model) {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     Ok(0)
 }

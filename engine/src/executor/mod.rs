@@ -611,7 +611,30 @@ fn schedule(shared: &Shared<'_>) -> Result<Vec<StepReport>, ExecError> {
                 running += 1;
                 let sender = sender.clone();
                 scope.spawn(move |_| {
-                    let report = task::process(shared, i);
+                    // A panic outside the step's own code (which the attempt
+                    // loop catches) must still send a report, or the
+                    // schedule would wait for this step for ever.
+                    let started = Instant::now();
+                    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        task::process(shared, i)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".to_string());
+                        StepReport {
+                            id: shared.nodes[i].step.id.clone(),
+                            outcome: Outcome::Failed,
+                            duration: started.elapsed(),
+                            attempts: 0,
+                            reason: None,
+                            error: Some(format!(
+                                "flowrun failed while running the step: {message}"
+                            )),
+                        }
+                    });
                     // The schedule outlives every task, so the send succeeds.
                     let _ = sender.send((i, report));
                 });
