@@ -174,6 +174,20 @@ pub enum RunStoreError {
     },
 }
 
+impl RunStoreError {
+    /// Returns whether another connection held a lock this one needed.
+    fn is_busy(&self) -> bool {
+        let source = match self {
+            RunStoreError::Open { source, .. } | RunStoreError::Sqlite { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
 /// Adds "while …" context to a SQLite error.
 pub(crate) trait SqliteContext<T> {
     /// Wraps the error with what the store was doing.
@@ -207,6 +221,25 @@ impl RunStore {
             })?;
         }
 
+        // Switching a new file to WAL and the first migration take locks
+        // that SQLite does not wait for with the busy timeout (it fails at
+        // once where waiting could deadlock), so two processes creating one
+        // store at the same moment retry here instead.
+        let deadline = std::time::Instant::now() + schema::BUSY_TIMEOUT;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            match Self::open_once(path) {
+                Err(error) if error.is_busy() && std::time::Instant::now() + pause < deadline => {
+                    tracing::debug!(path = %path.display(), "run store busy while opening; retrying");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<RunStore, RunStoreError> {
         let mut conn = Connection::open(path).map_err(|source| RunStoreError::Open {
             path: path.to_path_buf(),
             source,

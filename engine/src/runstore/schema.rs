@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// How long a writer waits for another process's write transaction before
 /// giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The schema migrations in order. Version 1 is the first schema.
 ///

@@ -736,3 +736,27 @@ fn run_graph_round_trips_and_older_runs_have_none() {
     let json = serde_json::to_value(store.get_run(&id).unwrap()).unwrap();
     assert_eq!(json["graph"]["steps"][1]["inputs"]["x"], "a.out");
 }
+
+#[test]
+fn many_processes_create_one_store_at_once() {
+    // Each RunStore has its own connection, as separate processes do.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Arc::new(dir.path().join(format!("store{round}/runs.db")));
+        let barrier = Arc::new(std::sync::Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let path = Arc::clone(&path);
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    RunStore::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for handle in handles {
+            let opened = handle.join().unwrap();
+            assert!(opened.is_ok(), "round {round}: {}", opened.unwrap_err());
+        }
+    }
+}
