@@ -8,15 +8,17 @@
 //! A model with no production version to compare against passes that last
 //! test.
 //!
-//! Two MSEs are comparable only when they are measured on the same rows:
-//! a production model trained and tested on other data (another
-//! `data_dir`, feature set or split) has an MSE of its own test set. So,
-//! when `x_test` and `y_test` are connected, the step scores the
-//! production version on this run's test rows and compares the two MSEs
-//! there. When the production version cannot be scored on them (its
-//! features are missing from `x_test`, or its file cannot be read), the
-//! model is not deployed, and the reason names the way to deploy anyway
-//! (`require_improvement=false`). Without `x_test` and `y_test`, the step
+//! Two MSEs are comparable only on the same rows, none of which either
+//! model trained on. A production model trained and tested on other data
+//! (another `data_dir`, seed or split) has an MSE of its own test set, and
+//! may have trained on some of this run's test rows. So, when `x_test`, `y_test` and `model` are connected, the step
+//! drops the test rows whose order the production version trained on (its
+//! `y_train`, found through the run that registered it), scores both
+//! models on the rows left, and compares the two MSEs there. When the
+//! production version cannot be scored on them (its features are missing
+//! from `x_test`, its file cannot be read, or fewer than `min_test_rows`
+//! rows are left), the model is not deployed, and the reason names the
+//! way to deploy anyway (`require_improvement=false`). Without `x_test` and `y_test`, the step
 //! falls back to the MSE the production version had when it was
 //! registered, and the reason says so.
 //!
@@ -29,15 +31,16 @@ use super::{DEFAULT_MODEL_NAME, open_runs, registry_error};
 use crate::evaluate::RegressionMetrics;
 use crate::models::DecodedModel;
 use crate::models::range::ParamRange;
-use crate::train::target_column;
+use crate::train::{GROUP, target_column};
 use flowrun_artifacts::store::{ArtifactStore, LocalStore};
-use flowrun_artifacts::{Artifact, ArtifactKind, Table};
+use flowrun_artifacts::{Artifact, ArtifactKind, ColumnData, Table};
 use flowrun_engine::predict::Predictor;
-use flowrun_engine::runstore::ModelVersionInfo;
+use flowrun_engine::runstore::{ModelVersionInfo, RunStore};
 use flowrun_engine::{
     ParamSpec, ParamType, ParamValue, Step, StepContext, StepError, StepOutputs, StepSignature,
 };
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// The range of `max_mse`. It rejects NaN and negative thresholds. The
 /// upper bound lies far above the MSE of any useful model of review scores
@@ -78,19 +81,42 @@ pub struct Decision {
     pub test_rows: Option<u64>,
     /// The production version compared against, if any.
     pub production_version: Option<i64>,
-    /// Its MSE: on this run's test rows when `compared_on` is
+    /// Its MSE: on the compared rows when `compared_on` is
     /// `same_test_rows`, else as recorded when it was registered.
     pub production_mse: Option<f64>,
     /// The rows behind `production_mse`: `same_test_rows`, `recorded`, or
     /// unset when there is nothing to compare.
     pub compared_on: Option<&'static str>,
+    /// With `same_test_rows`: how many test rows both models were scored
+    /// on, and the candidate's MSE there.
+    pub compared_rows: Option<usize>,
+    /// The candidate's MSE on the compared rows.
+    pub candidate_mse_on_compared_rows: Option<f64>,
+}
+
+/// Both models scored on the same test rows, none of which either trained
+/// on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The production version's MSE on the rows.
+    pub production: f64,
+    /// The candidate's MSE on the rows.
+    pub candidate: f64,
+    /// How many rows.
+    pub rows: usize,
+    /// How many of the candidate's test rows were left out because the
+    /// production version trained on their orders.
+    pub excluded: usize,
+    /// Whether the production version's training orders were found. When
+    /// not, no row could be left out.
+    pub overlap_checked: bool,
 }
 
 /// The production version's error, as far as it is known.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProductionMse {
-    /// Its MSE on the candidate's test rows.
-    SameTestRows(f64),
+    /// Both models on the candidate's test rows it did not train on.
+    SameTestRows(Comparison),
     /// The MSE recorded when it was registered, on its own test set.
     Recorded(f64),
     /// No MSE was recorded and the test rows were not given.
@@ -133,9 +159,13 @@ pub fn decide(
         require_improvement,
     } = policy;
     let (production_mse, compared_on) = match production.map(|p| &p.mse) {
-        Some(ProductionMse::SameTestRows(m)) => (Some(*m), Some("same_test_rows")),
+        Some(ProductionMse::SameTestRows(c)) => (Some(c.production), Some("same_test_rows")),
         Some(ProductionMse::Recorded(m)) => (Some(*m), Some("recorded")),
         _ => (None, None),
+    };
+    let compared = match production.map(|p| &p.mse) {
+        Some(ProductionMse::SameTestRows(c)) => Some(c),
+        _ => None,
     };
     let decision = |deploy: bool, reason: String| Decision {
         deploy,
@@ -146,6 +176,8 @@ pub fn decide(
         production_version: production.map(|p| p.version),
         production_mse,
         compared_on,
+        compared_rows: compared.map(|c| c.rows),
+        candidate_mse_on_compared_rows: compared.map(|c| c.candidate),
     };
     if !mse.is_finite() {
         return decision(false, format!("the test MSE is {mse}, not a finite number"));
@@ -194,25 +226,46 @@ pub fn decide(
         ProductionMse::NotComparable(why) => decision(
             false,
             format!(
-                "production version {version} cannot be scored on this run's test rows ({why}), \
-                 so the two models cannot be compared; set require_improvement=false to deploy \
-                 on max_mse alone"
+                "production version {version} cannot be compared with the new model on this \
+                 run's test rows ({why}); set require_improvement=false to deploy on max_mse \
+                 alone"
             ),
         ),
-        ProductionMse::SameTestRows(current) if mse > *current => decision(
-            false,
-            format!(
-                "test MSE {mse:.4} is worse than production version {version} on the same test \
-                 rows ({current:.4})"
-            ),
-        ),
-        ProductionMse::SameTestRows(current) => decision(
-            true,
-            format!(
-                "test MSE {mse:.4} is within max_mse = {max_mse} and no worse than production \
-                 version {version} on the same test rows ({current:.4})"
-            ),
-        ),
+        ProductionMse::SameTestRows(c) => {
+            let rows = if c.excluded > 0 {
+                format!(
+                    "on the same {} test rows, leaving out the {} whose orders production \
+                     trained on",
+                    c.rows, c.excluded
+                )
+            } else if c.overlap_checked {
+                format!("on the same {} test rows", c.rows)
+            } else {
+                format!(
+                    "on the same {} test rows (the rows production trained on are no longer \
+                     in the store, so none could be left out)",
+                    c.rows
+                )
+            };
+            let (candidate, current) = (c.candidate, c.production);
+            if candidate > current {
+                decision(
+                    false,
+                    format!(
+                        "MSE {candidate:.4} is worse than production version {version}'s \
+                         {current:.4} {rows}"
+                    ),
+                )
+            } else {
+                decision(
+                    true,
+                    format!(
+                        "test MSE {mse:.4} is within max_mse = {max_mse}, and MSE {candidate:.4} \
+                         is no worse than production version {version}'s {current:.4} {rows}"
+                    ),
+                )
+            }
+        }
         ProductionMse::Recorded(current) if mse > *current => decision(
             false,
             format!(
@@ -231,12 +284,50 @@ pub fn decide(
     }
 }
 
-/// Scores the production version on the candidate's test rows.
+/// This run's test part and the candidate's predictions for it.
+struct TestSet<'a> {
+    x: &'a Table,
+    y: &'a [f64],
+    /// The order of each row, when `y_test` has an `order_id` column.
+    orders: Option<&'a [Option<String>]>,
+    /// The candidate's predictions, when `model` is connected.
+    candidate: Option<Vec<f64>>,
+}
+
+/// Returns the orders the production version trained on: the `order_id`
+/// column of the `y_train` output of the run that registered it, read
+/// through that step's cache entry. `None` when any link is gone.
+fn training_orders(
+    ctx: &StepContext<'_>,
+    runs: &RunStore,
+    info: &ModelVersionInfo,
+) -> Option<HashSet<String>> {
+    let run = runs.get_run(&info.version.run_id).ok()?;
+    let store = LocalStore::open(ctx.store_dir()).ok()?;
+    let step = run
+        .steps
+        .iter()
+        .rev()
+        .find(|s| s.outputs.iter().any(|o| o.output == "y_train"))?;
+    let entry = store.get_entry(step.cache_key.as_deref()?).ok()??;
+    let Artifact::Table(y_train) = store.get(entry.outputs.get("y_train")?).ok()? else {
+        return None;
+    };
+    match &y_train.column(GROUP)?.data {
+        ColumnData::Utf8(ids) => Some(ids.iter().flatten().cloned().collect()),
+        _ => None,
+    }
+}
+
+/// Scores the production version and the candidate on the test rows whose
+/// orders the production version did not train on.
 fn score_production(
     ctx: &StepContext<'_>,
+    runs: &RunStore,
     info: &ModelVersionInfo,
-    x_test: &Table,
-    y_test: &[f64],
+    test: &TestSet<'_>,
+    mse: f64,
+    min_rows: u64,
 ) -> ProductionMse {
     let not_comparable = |why: String| ProductionMse::NotComparable(why);
     let Some(reference) = info.artifact_ref() else {
@@ -249,22 +340,73 @@ fn score_production(
         }
         Err(error) => return not_comparable(format!("its file cannot be read: {error}")),
     };
-    let predicted = match DecodedModel::decode(&model) {
-        Ok(decoded) => decoded.predict(x_test),
+    let predicted = match DecodedModel::decode(&model).map(|decoded| decoded.predict(test.x)) {
+        Ok(Ok(predicted)) if predicted.len() == test.y.len() => predicted,
+        Ok(Ok(predicted)) => {
+            return not_comparable(format!(
+                "it gave {} predictions for {} rows",
+                predicted.len(),
+                test.y.len()
+            ));
+        }
+        Ok(Err(error)) => return not_comparable(error.to_string()),
         Err(error) => return not_comparable(format!("it cannot be decoded: {error}")),
     };
-    match predicted {
-        Ok(predicted) if predicted.len() == y_test.len() => {
-            // The baseline mean plays no part in the MSE.
-            ProductionMse::SameTestRows(RegressionMetrics::compute(y_test, &predicted, 0.0).mse)
-        }
-        Ok(predicted) => not_comparable(format!(
-            "it gave {} predictions for {} rows",
-            predicted.len(),
-            y_test.len()
-        )),
-        Err(error) => not_comparable(error.to_string()),
+
+    let seen = test.orders.and_then(|_| training_orders(ctx, runs, info));
+    let keep: Vec<bool> = match (test.orders, &seen) {
+        (Some(orders), Some(seen)) => orders
+            .iter()
+            .map(|order| order.as_ref().is_none_or(|o| !seen.contains(o)))
+            .collect(),
+        _ => vec![true; test.y.len()],
+    };
+    let rows = keep.iter().filter(|&&k| k).count();
+    let excluded = test.y.len() - rows;
+    if (rows as u64) < min_rows {
+        return not_comparable(format!(
+            "it trained on the orders of {excluded} of this run's {} test rows, which leaves \
+             {rows}, fewer than min_test_rows = {min_rows}",
+            test.y.len()
+        ));
     }
+    let candidate = match (&test.candidate, excluded) {
+        (Some(candidate), _) => candidate,
+        // Without the candidate model, its MSE is known on all test rows
+        // only, which is enough while none is left out.
+        (None, 0) => &predicted,
+        (None, _) => {
+            return not_comparable(
+                "it trained on some of this run's test rows, and without the `model` input \
+                 the new model cannot be scored on the others; connect model to \
+                 train_model.model"
+                    .to_string(),
+            );
+        }
+    };
+    let subset = |values: &[f64]| -> Vec<f64> {
+        values
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(v, _)| *v)
+            .collect()
+    };
+    let y = subset(test.y);
+    // The baseline mean plays no part in the MSE.
+    let production = RegressionMetrics::compute(&y, &subset(&predicted), 0.0).mse;
+    let candidate = if test.candidate.is_some() {
+        RegressionMetrics::compute(&y, &subset(candidate), 0.0).mse
+    } else {
+        mse
+    };
+    ProductionMse::SameTestRows(Comparison {
+        production,
+        candidate,
+        rows,
+        excluded,
+        overlap_checked: seen.is_some(),
+    })
 }
 
 impl DeploymentTrigger {
@@ -288,6 +430,11 @@ impl DeploymentTrigger {
             "y_test",
             ArtifactKind::Table,
             "the test targets that go with x_test",
+        )
+        .optional_input(
+            "model",
+            ArtifactKind::Model,
+            "the new model, to score it on the test rows the production version did not train on",
         )
         .output(
             "decision",
@@ -347,7 +494,31 @@ impl Step for DeploymentTrigger {
                         y_test.len()
                     )));
                 }
-                Some((x_test, y_test))
+                let y_table = ctx.input_table("y_test")?;
+                let orders = match y_table.column(GROUP).map(|c| &c.data) {
+                    Some(ColumnData::Utf8(ids)) => Some(ids.as_slice()),
+                    _ => None,
+                };
+                let candidate = match ctx.input("model") {
+                    Some(_) => {
+                        let model = ctx.input_model("model")?;
+                        let decoded = DecodedModel::decode(model).map_err(|e| {
+                            StepError::failed(format!("input `model` cannot be decoded: {e}"))
+                        })?;
+                        Some(decoded.predict(x_test).map_err(|e| {
+                            StepError::failed(format!(
+                                "cannot score x_test with input `model`: {e}"
+                            ))
+                        })?)
+                    }
+                    None => None,
+                };
+                Some(TestSet {
+                    x: x_test,
+                    y: y_test,
+                    orders,
+                    candidate,
+                })
             }
             (None, None) => None,
             _ => {
@@ -364,14 +535,16 @@ impl Step for DeploymentTrigger {
                 .map_err(|e| registry_error(ctx, e))?
                 .map(|info| {
                     let recorded = info.version.metrics.get("mse").and_then(|m| m.as_f64());
-                    let mse = match (&test_set, recorded) {
-                        (Some((x, y)), _) => score_production(ctx, &info, x, y),
+                    let known = match (&test_set, recorded) {
+                        (Some(test), _) => {
+                            score_production(ctx, &runs, &info, test, mse, policy.min_test_rows)
+                        }
                         (None, Some(recorded)) => ProductionMse::Recorded(recorded),
                         (None, None) => ProductionMse::Unknown,
                     };
                     Production {
                         version: info.version.version,
-                        mse,
+                        mse: known,
                     }
                 })
         } else {
@@ -399,6 +572,17 @@ mod tests {
 
     fn production(mse: ProductionMse) -> Production {
         Production { version: 3, mse }
+    }
+
+    /// Both models on 800 shared rows, none left out.
+    fn same_rows(production: f64, candidate: f64) -> ProductionMse {
+        ProductionMse::SameTestRows(Comparison {
+            production,
+            candidate,
+            rows: 800,
+            excluded: 0,
+            overlap_checked: true,
+        })
     }
 
     #[test]
@@ -432,23 +616,54 @@ mod tests {
 
     #[test]
     fn worse_on_same_rows_is_skipped() {
-        let current = production(ProductionMse::SameTestRows(1.6));
+        let current = production(same_rows(1.6, 1.7));
         let d = decide(1.7, Some(800), POLICY, Some(&current));
         assert!(!d.deploy);
         assert!(
             d.reason
-                .contains("worse than production version 3 on the same test rows"),
+                .contains("worse than production version 3's 1.6000 on the same 800 test rows"),
             "{}",
             d.reason
         );
         assert_eq!(d.production_mse, Some(1.6));
         assert_eq!(d.compared_on, Some("same_test_rows"));
+        assert_eq!(d.compared_rows, Some(800));
     }
 
     #[test]
     fn equal_on_same_rows_deploys() {
-        let current = production(ProductionMse::SameTestRows(1.7));
+        let current = production(same_rows(1.7, 1.7));
         assert!(decide(1.7, Some(800), POLICY, Some(&current)).deploy);
+    }
+
+    #[test]
+    fn comparison_leaves_out_production_training_rows() {
+        // The candidate's full test MSE is worse than production's on the
+        // shared rows, but on the 500 rows neither trained on it is better.
+        let current = production(ProductionMse::SameTestRows(Comparison {
+            production: 1.9,
+            candidate: 1.7,
+            rows: 500,
+            excluded: 300,
+            overlap_checked: true,
+        }));
+        let d = decide(
+            2.0,
+            Some(800),
+            Policy {
+                max_mse: 2.5,
+                ..POLICY
+            },
+            Some(&current),
+        );
+        assert!(d.deploy, "{}", d.reason);
+        assert!(
+            d.reason
+                .contains("leaving out the 300 whose orders production trained on"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.candidate_mse_on_compared_rows, Some(1.7));
     }
 
     #[test]
@@ -494,7 +709,7 @@ mod tests {
             require_improvement: false,
             ..POLICY
         };
-        let current = production(ProductionMse::SameTestRows(1.0));
+        let current = production(same_rows(1.0, 1.7));
         assert!(decide(1.7, Some(800), relaxed, Some(&current)).deploy);
     }
 
