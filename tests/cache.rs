@@ -517,6 +517,11 @@ fn missing_data_path_is_invalid_input() {
     assert!(out.stderr.contains("no/such/file.txt"), "{}", out.all());
     assert!(out.stderr.contains("does not exist"), "{}", out.all());
     assert!(!project.store().exists(), "nothing written\n{}", out.all());
+
+    // The plan agrees with the run instead of promising to run the step.
+    let plan = project.run(&["plan", "p.yaml"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stderr.contains("does not exist"), "{}", plan.all());
 }
 
 #[test]

@@ -19,6 +19,17 @@ fn runs_list_and_show() {
     assert!(list.stdout.contains("rec"), "{}", list.all());
     assert!(list.stdout.contains("succeeded"), "{}", list.all());
 
+    let limited = project.run(&["runs", "--limit", "1"]);
+    assert_eq!(limited.code, 0, "{}", limited.all());
+    assert!(
+        limited
+            .stderr
+            .contains("Showing the newest 1 of 2 runs; see more with --limit 2."),
+        "{}",
+        limited.all()
+    );
+    assert!(!list.stderr.contains("Showing"), "{}", list.all());
+
     let json = project.run(&["runs", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&json.stdout).expect("runs --json");
     assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");

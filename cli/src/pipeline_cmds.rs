@@ -258,6 +258,8 @@ fn install_ctrl_c(cancel: &CancelToken) {
 
 pub(crate) fn plan(args: &PlanArgs, registry: &Registry, store_dir: &Path) -> anyhow::Result<u8> {
     let (pipeline, graph) = load(&args.pipeline, registry)?;
+    // A run would reject a missing data path, so the plan does too.
+    check_data_paths(&pipeline, registry)?;
     let selection = selection(&args.selection);
     check_selection(&selection, &pipeline)?;
     if !store_dir.join("runs.db").exists() {

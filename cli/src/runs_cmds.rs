@@ -2,7 +2,7 @@
 //! store, as tables for people or JSON for scripts.
 
 use crate::args::{RunsArgs, RunsCommand};
-use crate::output::outln;
+use crate::output::{errln, outln};
 use anyhow::Context;
 use flowrun_engine::param::format_float;
 use flowrun_engine::runstore::{RunDetail, RunStore, RunSummary};
@@ -53,6 +53,14 @@ fn list(store: &RunStore, limit: usize, json: bool) -> anyhow::Result<u8> {
             run.status.as_str(),
             short_time(&run.started_at),
             duration(run)
+        );
+    }
+    let total = store.count_runs()?;
+    if total > runs.len() {
+        // On stderr, so that scripts reading the table are not affected.
+        errln!(
+            "Showing the newest {} of {total} runs; see more with --limit {total}.",
+            runs.len()
         );
     }
     Ok(0)
