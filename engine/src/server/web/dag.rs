@@ -24,7 +24,7 @@
 //! between rows may still cross boxes of other rows.
 
 use super::format;
-use crate::runstore::{RunDetail, StepStatus};
+use crate::runstore::{GraphStep, RunDetail, RunStatus, StepStatus};
 use maud::{Markup, html};
 use std::collections::BTreeMap;
 
@@ -95,6 +95,25 @@ impl Dag {
                 }
             }
         }
+        // A run still going, or one whose process died, has steps that
+        // never started and so were never recorded; the graph knows them.
+        // (A failed or cancelled run records them as skipped.)
+        let unfinished = matches!(run.run.status, RunStatus::Running | RunStatus::Interrupted);
+        let mut not_started: Vec<&GraphStep> = Vec::new();
+        if let Some(graph) = run.graph.as_ref().filter(|_| unfinished) {
+            for step in &graph.steps {
+                if !index.contains_key(step.id.as_str()) {
+                    index.insert(&step.id, nodes.len());
+                    nodes.push(Node {
+                        id: step.id.clone(),
+                        status: StepStatus::Pending,
+                        duration_ms: None,
+                        inputs_known: true,
+                    });
+                    not_started.push(step);
+                }
+            }
+        }
 
         // (from, to) -> (labels, whether any carries data)
         let mut edges: BTreeMap<(usize, usize), (Vec<String>, bool)> = BTreeMap::new();
@@ -109,31 +128,27 @@ impl Dag {
             *carries_data |= data;
         };
         for step in &run.steps {
-            let to = index[step.step_id.as_str()];
             let recorded = run
                 .graph
                 .as_ref()
                 .and_then(|graph| graph.steps.iter().find(|g| g.id == step.step_id));
             match recorded {
                 Some(graph_step) => {
-                    for (input, source) in &graph_step.inputs {
-                        // A step id never contains a dot, so the first one ends it.
-                        let (producer, output) = source.split_once('.').unwrap_or((source, ""));
-                        if let Some(&from) = index.get(producer) {
-                            add(from, to, format!("{output} → {input}"), true);
-                        }
-                    }
-                    for before in &graph_step.after {
-                        if let Some(&from) = index.get(before.as_str()) {
-                            add(from, to, "after".to_string(), false);
-                        }
+                    for (from, to, label, data) in graph_edges(graph_step, &index) {
+                        add(from, to, label, data);
                     }
                 }
                 None => {
+                    let to = index[step.step_id.as_str()];
                     for (from, label) in producers(run, step, &index) {
                         add(from, to, label, true);
                     }
                 }
+            }
+        }
+        for graph_step in not_started {
+            for (from, to, label, data) in graph_edges(graph_step, &index) {
+                add(from, to, label, data);
             }
         }
         let edges = edges
@@ -354,6 +369,29 @@ fn arc_lift(n: usize) -> f64 {
 }
 
 /// Lists the producers of a step's inputs as (node, `output → input`).
+/// Returns the connections into a step of the recorded graph, as
+/// `(from, to, label, carries data)`, to the steps in `index`.
+fn graph_edges(
+    graph_step: &GraphStep,
+    index: &BTreeMap<&str, usize>,
+) -> Vec<(usize, usize, String, bool)> {
+    let to = index[graph_step.id.as_str()];
+    let mut found = Vec::new();
+    for (input, source) in &graph_step.inputs {
+        // A step id never contains a dot, so the first one ends it.
+        let (producer, output) = source.split_once('.').unwrap_or((source, ""));
+        if let Some(&from) = index.get(producer) {
+            found.push((from, to, format!("{output} → {input}"), true));
+        }
+    }
+    for before in &graph_step.after {
+        if let Some(&from) = index.get(before.as_str()) {
+            found.push((from, to, "after".to_string(), false));
+        }
+    }
+    found
+}
+
 fn producers(
     run: &RunDetail,
     step: &crate::runstore::StepRunDetail,
@@ -430,7 +468,7 @@ pub(super) fn legend() -> Markup {
 
 fn legend_text(status: StepStatus) -> &'static str {
     match status {
-        StepStatus::Pending => "pending: waiting for its inputs",
+        StepStatus::Pending => "pending: not started",
         StepStatus::Running => "running",
         StepStatus::Succeeded => "ran and succeeded",
         StepStatus::Cached => "cached: result taken from the cache",
@@ -621,6 +659,55 @@ mod tests {
             2,
             "{svg}"
         );
+    }
+
+    #[test]
+    fn interrupted_run_draws_the_steps_it_never_started() {
+        let graph_step = |id: &str, inputs: &[(&str, &str)], after: &[&str]| GraphStep {
+            id: id.to_string(),
+            uses: id.to_string(),
+            inputs: inputs
+                .iter()
+                .map(|(input, from)| (input.to_string(), from.to_string()))
+                .collect(),
+            after: after.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut record = run(vec![
+            step("a", StepStatus::Cached),
+            reads(step("b", StepStatus::Interrupted), &[("x", "a.out")]),
+        ]);
+        record.run.status = RunStatus::Interrupted;
+        record.graph = Some(RunGraph {
+            steps: vec![
+                graph_step("a", &[], &[]),
+                graph_step("b", &[("x", "a.out")], &[]),
+                graph_step("c", &[("y", "b.out")], &["a"]),
+            ],
+        });
+        let dag = Dag::from_run(&record);
+        let ids: Vec<(&str, StepStatus)> = dag
+            .nodes
+            .iter()
+            .map(|n| (n.id.as_str(), n.status))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("a", StepStatus::Cached),
+                ("b", StepStatus::Interrupted),
+                ("c", StepStatus::Pending)
+            ]
+        );
+        let edges: Vec<(usize, usize, bool)> = dag
+            .edges
+            .iter()
+            .map(|e| (e.from, e.to, e.ordering_only))
+            .collect();
+        assert_eq!(edges, [(0, 1, false), (0, 2, true), (1, 2, false)]);
+
+        // A finished run draws only its recorded steps.
+        record.run.status = RunStatus::Succeeded;
+        assert_eq!(Dag::from_run(&record).nodes.len(), 2);
     }
 
     #[test]
