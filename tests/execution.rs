@@ -171,7 +171,12 @@ fn timeout_cancels_cooperatively() {
         "{}",
         out.all()
     );
-    assert!(out.stderr.contains("timed out"), "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("timed out after 300ms; raise `timeout:` of step `nap`"),
+        "{}",
+        out.all()
+    );
     assert_eq!(project.trace("t"), vec!["nap start"]);
     assert!(started.elapsed().as_secs() < 20, "the step was not stopped");
 }

@@ -128,6 +128,16 @@ fn unknown_override_suggests_name() {
         "suggests the closest name\n{}",
         out.all()
     );
+
+    // A step parameter set without its step is suggested with it.
+    let out = project.run(&["run", "p.yaml", "--set", "scal=2"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("did you mean the step parameter `table.scale`?"),
+        "{}",
+        out.all()
+    );
 }
 
 #[test]

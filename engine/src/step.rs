@@ -469,8 +469,10 @@ impl<'a> StepContext<'a> {
             && Instant::now() >= deadline
         {
             return Err(StepError::Cancelled(format!(
-                "timed out after {}",
-                crate::spec::format_duration(timeout)
+                "timed out after {}; raise `timeout:` of step `{}` in the pipeline file if it \
+                 needs longer",
+                crate::spec::format_duration(timeout),
+                self.step_id
             )));
         }
         Ok(())

@@ -334,7 +334,8 @@ fn resolve(
 
     let mut params = params::resolve(&merged.params, diagnostics);
     params.names_incomplete = merged.misspelled.contains("parameters");
-    params::apply_overrides(&mut params, overrides, diagnostics);
+    let step_params = steps::step_param_names(&merged.steps, registry);
+    params::apply_overrides(&mut params, overrides, &step_params, diagnostics);
     let steps = steps::resolve(&merged.steps, registry, &params, overrides, diagnostics);
 
     let step_overrides = overrides

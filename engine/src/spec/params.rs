@@ -263,9 +263,14 @@ fn check_choices(
 
 /// Applies the overrides of pipeline parameters (those without a step).
 /// Later overrides of the same name win.
+///
+/// `step_params` lists every step parameter as `(param, step.param)`: an
+/// unknown name close to one of them is suggested in its `step.param`
+/// form, since a step parameter is set that way.
 pub(crate) fn apply_overrides(
     table: &mut ParamTable,
     overrides: &[Override],
+    step_params: &[(String, String)],
     diagnostics: &mut Diagnostics<'_>,
 ) {
     for item in overrides.iter().filter(|o| o.step.is_none()) {
@@ -277,7 +282,18 @@ pub(crate) fn apply_overrides(
                 continue;
             }
             let names = table.names();
-            let help = suggest::help(&item.name, "pipeline parameters", names.iter().copied());
+            let mut help = suggest::help(&item.name, "pipeline parameters", names.iter().copied());
+            if suggest::closest(&item.name, names.iter().copied()).is_none()
+                && let Some(short) =
+                    suggest::closest(&item.name, step_params.iter().map(|(p, _)| p.as_str()))
+            {
+                let full = &step_params
+                    .iter()
+                    .find(|(p, _)| p == short)
+                    .expect("found")
+                    .1;
+                help = format!("did you mean the step parameter `{full}`? {help}");
+            }
             diagnostics.push(
                 SpecError::new(format!(
                     "`{}` sets `{}`, but the pipeline has no parameter `{}`",

@@ -85,6 +85,23 @@ pub(crate) fn resolve(
         .collect()
 }
 
+/// Returns every parameter of every step as `(param, step.param)`, from
+/// the registered signatures, for suggestions.
+pub(super) fn step_param_names(steps: &[StepEntry], registry: &Registry) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    for entry in steps {
+        let id = &entry.key.value;
+        let raw = raw_step(entry);
+        let uses = raw.uses.as_ref().map_or(id.as_str(), |u| u.value.as_str());
+        if let Some(registered) = registry.get(uses) {
+            for spec in &registered.signature().params {
+                names.push((spec.name.clone(), format!("{id}.{}", spec.name)));
+            }
+        }
+    }
+    names
+}
+
 fn raw_step(entry: &StepEntry) -> &RawStep {
     static EMPTY: RawStep = RawStep::EMPTY;
     entry.value.value.as_ref().unwrap_or(&EMPTY)
