@@ -570,3 +570,17 @@ fn damaged_output_of_a_final_step_is_not_a_cache_hit() {
         out.all()
     );
 }
+
+#[test]
+fn only_needs_no_cache_for_an_after_dependency() {
+    // `after:` orders steps without passing data, so a selected step does
+    // not need the other step's result.
+    let project = Project::new();
+    project.write(
+        "p.yaml",
+        "name: ordered\nsteps:\n  probe:\n    uses: emit\n    params: {trace: t}\n  train:\n    uses: emit\n    params: {value: 2, trace: t}\n    after: [probe]\n",
+    );
+    let out = project.run(&["run", "p.yaml", "--only", "train"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(project.trace("t"), vec!["train"]);
+}

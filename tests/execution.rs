@@ -186,7 +186,7 @@ fn independent_steps_overlap() {
     let project = Project::new();
     project.write(
         "p.yaml",
-        "name: par\nsteps:\n  one:\n    uses: sleep\n    params: {seconds: 0.5, trace: t}\n  two:\n    uses: sleep\n    params: {seconds: 0.6, trace: t}\n",
+        "name: par\nsteps:\n  one:\n    uses: sleep\n    params: {seconds: 1.5, trace: t}\n  two:\n    uses: sleep\n    params: {seconds: 1.6, trace: t}\n",
     );
     let out = project.run(&["run", "p.yaml", "--jobs", "2"]);
     assert_eq!(out.code, 0, "{}", out.all());
@@ -199,8 +199,8 @@ fn independent_steps_overlap() {
         "p.yaml",
         &std::fs::read_to_string(project.path().join("p.yaml"))
             .unwrap()
-            .replace("0.5", "0.4")
-            .replace("0.6", "0.3"),
+            .replace("1.5", "0.4")
+            .replace("1.6", "0.3"),
     );
     std::fs::remove_file(project.path().join("t")).unwrap();
     let serial = project.run(&["run", "p.yaml", "--jobs", "1"]);

@@ -288,6 +288,9 @@ pub(crate) struct Node<'p> {
     pub(crate) upstream: Vec<usize>,
     /// Indexes of downstream steps.
     pub(crate) downstream: Vec<usize>,
+    /// Indexes of the downstream steps that read an output of this one
+    /// (`downstream` without the `after:` constraints).
+    pub(crate) consumers: Vec<usize>,
     /// Whether the run executes the step; an unselected step that a selected
     /// one needs must come from cache.
     pub(crate) selected: bool,
@@ -503,6 +506,15 @@ pub(crate) fn build_nodes<'p>(
         }
     };
 
+    let mut consumers: HashMap<&str, BTreeSet<usize>> = HashMap::new();
+    for step in &pipeline.steps {
+        for input in step.inputs.values() {
+            consumers
+                .entry(input.step.as_str())
+                .or_default()
+                .insert(position[step.id.as_str()]);
+        }
+    }
     let nodes = order
         .iter()
         .map(|id| {
@@ -511,6 +523,10 @@ pub(crate) fn build_nodes<'p>(
                 step,
                 upstream: graph.dependencies(id).iter().map(|d| position[d]).collect(),
                 downstream: graph.dependents(id).iter().map(|d| position[d]).collect(),
+                consumers: consumers
+                    .get(*id)
+                    .map(|c| c.iter().copied().collect())
+                    .unwrap_or_default(),
                 selected: selected.contains(*id),
             }
         })
@@ -520,7 +536,9 @@ pub(crate) fn build_nodes<'p>(
 
 /// Returns whether an unselected step is upstream of a selected one.
 fn needed_by_selection(node: &Node<'_>, nodes: &[Node<'_>]) -> bool {
-    let mut stack: Vec<usize> = node.downstream.clone();
+    // Only data counts: a selected step that merely runs `after:` an
+    // unselected one does not need it, since nothing flows between them.
+    let mut stack: Vec<usize> = node.consumers.clone();
     let mut seen = BTreeSet::new();
     while let Some(i) = stack.pop() {
         if !seen.insert(i) {
@@ -529,7 +547,7 @@ fn needed_by_selection(node: &Node<'_>, nodes: &[Node<'_>]) -> bool {
         if nodes[i].selected {
             return true;
         }
-        stack.extend(nodes[i].downstream.iter().copied());
+        stack.extend(nodes[i].consumers.iter().copied());
     }
     false
 }
