@@ -584,3 +584,25 @@ fn only_needs_no_cache_for_an_after_dependency() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(project.trace("t"), vec!["train"]);
 }
+
+#[test]
+fn plan_names_the_steps_a_selection_leaves_out() {
+    let project = Project::new();
+    project.write("p.yaml", &two_steps("3"));
+    // Without a store, then with one.
+    for _ in 0..2 {
+        let plan = project.run(&["plan", "p.yaml", "--only", "a"]);
+        assert_eq!(plan.code, 0, "{}", plan.all());
+        let line = plan
+            .stdout
+            .lines()
+            .find(|l| l.contains(" b "))
+            .unwrap_or_default();
+        assert!(
+            line.contains("skip") && line.contains("not selected"),
+            "{}",
+            plan.all()
+        );
+        assert_eq!(project.run(&["run", "p.yaml"]).code, 0);
+    }
+}

@@ -48,10 +48,13 @@ impl Fixture {
             dir.path().join("Cargo.lock"),
         )
         .unwrap();
-        Fixture {
-            dir,
-            target: workspace().join("target"),
-        }
+        // The target directory `cargo test` itself uses: CARGO_TARGET_DIR
+        // when set (relative to the workspace, where cargo resolves it),
+        // else the workspace's `target/`.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|dir| workspace().join(dir))
+            .unwrap_or_else(|| workspace().join("target"));
+        Fixture { dir, target }
     }
 
     fn build(&self) {

@@ -269,11 +269,20 @@ pub(crate) fn plan(args: &PlanArgs, registry: &Registry, store_dir: &Path) -> an
             pipeline.name,
             pipeline.file.display()
         );
+        let selected = |id: &str| match &selection {
+            Selection::All => true,
+            Selection::From(from) => graph.downstream_closure(from).contains(id),
+            Selection::Only(ids) => ids.iter().any(|s| s == id),
+        };
         for step in graph.topological_order() {
-            outln!(
-                "  run     {step}  no cached result (the store {} does not exist yet)",
-                store_dir.display()
-            );
+            if selected(step) {
+                outln!(
+                    "  run     {step}  no cached result (the store {} does not exist yet)",
+                    store_dir.display()
+                );
+            } else {
+                outln!("  skip    {step}  not selected");
+            }
         }
         return Ok(0);
     }
@@ -302,10 +311,12 @@ pub(crate) fn plan(args: &PlanArgs, registry: &Registry, store_dir: &Path) -> an
                 unavailable = true;
                 "missing"
             }
-            PlanStatus::NotSelected => "-",
+            PlanStatus::NotSelected => "skip",
         };
         let detail = match entry.status {
-            PlanStatus::Run(_) | PlanStatus::Unavailable => format!("  {}", entry.describe()),
+            PlanStatus::Run(_) | PlanStatus::Unavailable | PlanStatus::NotSelected => {
+                format!("  {}", entry.describe())
+            }
             _ => String::new(),
         };
         outln!("  {word:<7} {:<width$}{detail}", entry.id);
