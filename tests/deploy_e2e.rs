@@ -245,32 +245,6 @@ fn small_sample(dir: &std::path::Path, orders: usize) {
     }
 }
 
-/// Runs the deployment pipeline on the data in `data_dir`, with the server
-/// on `port`, `max_mse=100` and the `extra` overrides.
-fn deploy_from(
-    project: &Project,
-    data_dir: &std::path::Path,
-    port: u16,
-    extra: &[&str],
-) -> serving_common::Run {
-    let data = format!("data_dir={}", data_dir.display());
-    let port = format!("port={port}");
-    let mut args = vec![
-        "run",
-        "pipelines/deployment.yaml",
-        "--set",
-        &data,
-        "--set",
-        &port,
-        "--set",
-        "max_mse=100",
-    ];
-    for item in extra {
-        args.extend(["--set", item]);
-    }
-    project.run(&args)
-}
-
 #[test]
 fn trigger_compares_models_on_the_same_test_rows() {
     let project = Project::new();
@@ -321,7 +295,7 @@ fn trigger_compares_models_on_the_same_test_rows() {
     // MSE looks, and production is scored on those same rows.
     let tiny = project.path().join("tiny");
     small_sample(&tiny, 150);
-    let small = deploy_from(&project, &tiny, port, &[]);
+    let small = project.deploy_data(&tiny, port, &["max_mse=100"]);
     assert_eq!(small.code, 0, "{}", small.all());
     let trigger = latest_decision(&project);
     assert_eq!(trigger["tags"]["decision"], "skip", "{trigger}");
@@ -337,7 +311,7 @@ fn trigger_compares_models_on_the_same_test_rows() {
     // With the row check lowered, the comparison runs on the small test
     // set, without the rows whose orders version 1 trained on: the sample's
     // group split put most of these orders in its training part.
-    let compared = deploy_from(&project, &tiny, port, &["min_test_rows=1"]);
+    let compared = project.deploy_data(&tiny, port, &["max_mse=100", "min_test_rows=1"]);
     assert_eq!(compared.code, 0, "{}", compared.all());
     let trigger = latest_decision(&project);
     let reason = trigger["tags"]["reason"].as_str().unwrap();

@@ -88,8 +88,13 @@ impl Project {
     /// Runs the deployment pipeline on the shipped sample with the server
     /// on `port`, plus `extra` overrides.
     pub fn deploy(&self, port: u16, extra: &[&str]) -> Run {
-        let data = repo().join("data/olist-sample");
-        let data = format!("data_dir={}", data.display());
+        self.deploy_data(&repo().join("data/olist-sample"), port, extra)
+    }
+
+    /// Runs the deployment pipeline on the Olist tables in `data_dir`, with
+    /// the server on `port`, plus `extra` overrides.
+    pub fn deploy_data(&self, data_dir: &Path, port: u16, extra: &[&str]) -> Run {
+        let data = format!("data_dir={}", data_dir.display());
         let port = format!("port={port}");
         let mut args = vec![
             "run",

@@ -529,6 +529,20 @@ mod tests {
         step
     }
 
+    /// A step of a recorded graph with its inputs (`input`, `step.output`)
+    /// and `after:` list.
+    fn graph_step(id: &str, inputs: &[(&str, &str)], after: &[&str]) -> GraphStep {
+        GraphStep {
+            id: id.to_string(),
+            uses: id.to_string(),
+            inputs: inputs
+                .iter()
+                .map(|(input, from)| (input.to_string(), from.to_string()))
+                .collect(),
+            after: after.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     fn run(steps: Vec<StepRunDetail>) -> RunDetail {
         RunDetail {
             run: RunSummary {
@@ -610,15 +624,6 @@ mod tests {
 
     #[test]
     fn recorded_graph_draws_skipped_steps_and_after_edges() {
-        let graph_step = |id: &str, inputs: &[(&str, &str)], after: &[&str]| GraphStep {
-            id: id.to_string(),
-            uses: id.to_string(),
-            inputs: inputs
-                .iter()
-                .map(|(input, from)| (input.to_string(), from.to_string()))
-                .collect(),
-            after: after.iter().map(|s| s.to_string()).collect(),
-        };
         let never_started = |id: &str| StepRunDetail {
             key_detail: None,
             duration_ms: None,
@@ -663,15 +668,6 @@ mod tests {
 
     #[test]
     fn interrupted_run_draws_the_steps_it_never_started() {
-        let graph_step = |id: &str, inputs: &[(&str, &str)], after: &[&str]| GraphStep {
-            id: id.to_string(),
-            uses: id.to_string(),
-            inputs: inputs
-                .iter()
-                .map(|(input, from)| (input.to_string(), from.to_string()))
-                .collect(),
-            after: after.iter().map(|s| s.to_string()).collect(),
-        };
         let mut record = run(vec![
             step("a", StepStatus::Cached),
             reads(step("b", StepStatus::Interrupted), &[("x", "a.out")]),
