@@ -353,7 +353,8 @@ fn node_box(node: &Node, (x, y): (f64, f64)) -> Markup {
                 text.step x=(x + 12.0) y=(y + 21.0) { (clip(&node.id)) }
                 text.outcome x=(x + 12.0) y=(y + 39.0) {
                     (status_text(node.status))
-                    @if let Some(ms) = node.duration_ms {
+                    // A step that never ran has no duration worth showing.
+                    @if let Some(ms) = node.duration_ms.filter(|_| !matches!(node.status, StepStatus::Skipped | StepStatus::Pending)) {
                         " · " (format::duration_ms(ms))
                     }
                 }
@@ -664,6 +665,17 @@ mod tests {
             2,
             "{svg}"
         );
+    }
+
+    #[test]
+    fn steps_that_never_ran_show_no_duration() {
+        let record = run(vec![
+            step("a", StepStatus::Failed),
+            reads(step("b", StepStatus::Skipped), &[("x", "a.out")]),
+        ]);
+        let svg = Dag::from_run(&record).svg().into_string();
+        assert!(svg.contains("failed · "), "{svg}");
+        assert!(!svg.contains("skipped · "), "{svg}");
     }
 
     #[test]
