@@ -249,8 +249,8 @@ fn corrupt_artifact_is_recomputed() {
         "the corrupt file was replaced"
     );
 
-    // The run store says gen ran in this run, and why, rather than that it
-    // came from the cache.
+    // The run store records that gen ran in this run, and why, rather than
+    // that it came from the cache.
     let run = project.latest_run();
     let gen_step = run["steps"]
         .as_array()
@@ -525,7 +525,7 @@ fn missing_data_path_is_invalid_input() {
 }
 
 #[test]
-fn damaged_output_of_a_final_step_is_not_a_cache_hit() {
+fn damaged_final_output_misses_cache() {
     // Nothing reads `total`'s output, so only the cache hit itself can
     // notice that its stored file changed.
     let project = Project::new();

@@ -204,7 +204,7 @@ fn second_deploy_swaps_model_in_place() {
     }));
 }
 
-/// The run's `deployment_trigger` step from `runs show latest --json`.
+/// Returns the `deployment_trigger` step of `runs show latest --json`.
 fn latest_decision(project: &Project) -> serde_json::Value {
     let run = project.run(&["runs", "show", "latest", "--json"]);
     let run: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -266,7 +266,7 @@ fn trigger_compares_models_on_the_same_test_rows() {
     let port = server_port(&project);
 
     // A model with one boosting round is worse on the same test rows: it
-    // is registered, not deployed, and the run says so.
+    // is registered, not deployed, and the run output states it.
     let worse = project.deploy(port, &["max_mse=100", "train_model.iterations=1"]);
     assert_eq!(worse.code, 0, "{}", worse.all());
     assert!(

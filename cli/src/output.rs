@@ -44,7 +44,7 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
 
 /// Writes a line to stderr, ignoring a write error. Messages and progress
 /// go to stderr; when it is a closed pipe (`flowrun ... 2>&1 | head`), the
-/// command goes on and finishes its work, and its exit status still tells
+/// command goes on and finishes its work, and its exit status still reports
 /// the outcome. `eprintln!` would panic there instead, in the middle of a
 /// run.
 pub(crate) fn write_stderr(args: std::fmt::Arguments<'_>) {

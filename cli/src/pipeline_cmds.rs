@@ -140,7 +140,7 @@ fn check_selection_cached(
 
 /// Prints the metrics of the run's final steps (those nothing depends on),
 /// such as the evaluation's MSE, and the `summary` tag of any step that
-/// set one (model_deployer tells whether it deployed, and where the server
+/// set one (model_deployer reports whether it deployed, and where the server
 /// is), so a run ends with its result.
 fn print_results(printer: &Printer, runs: &RunStore, run_id: &str, graph: &PipelineGraph) {
     let Ok(detail) = runs.get_run(run_id) else {

@@ -187,7 +187,7 @@ fn corrupt_byte_is_detected() {
 }
 
 #[test]
-fn damage_that_keeps_size_and_time_is_caught_on_read() {
+fn same_size_damage_fails_read() {
     // A file changed and then given its old time back passes the cheap
     // check, but no read ever returns its bytes.
     let (_dir, store) = open_store();
@@ -209,7 +209,7 @@ fn damage_that_keeps_size_and_time_is_caught_on_read() {
 }
 
 #[test]
-fn touched_but_intact_file_is_checked_once_and_resealed() {
+fn touched_file_is_resealed() {
     let (_dir, store) = open_store();
     let reference = store.put(&model(), "p").expect("put");
     let path = store.path_of(&reference);

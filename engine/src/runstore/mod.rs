@@ -222,8 +222,8 @@ impl RunStore {
         }
 
         // Switching a new file to WAL and the first migration take locks
-        // that SQLite does not wait for with the busy timeout (it fails at
-        // once where waiting could deadlock), so two processes creating one
+        // that SQLite does not wait for with the busy timeout: it fails at
+        // once where waiting could deadlock. So two processes creating one
         // store at the same moment retry here instead.
         let deadline = std::time::Instant::now() + schema::BUSY_TIMEOUT;
         let mut pause = std::time::Duration::from_millis(5);

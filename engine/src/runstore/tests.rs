@@ -410,7 +410,7 @@ fn get_run_by_prefix_and_latest() {
 }
 
 #[test]
-fn latest_on_empty_store_says_there_are_no_runs() {
+fn latest_on_empty_store_fails() {
     let (_dir, store) = open_temp();
     let error = store.get_run("latest").unwrap_err();
     assert!(matches!(error, RunStoreError::NoRuns), "{error}");
@@ -686,7 +686,7 @@ fn two_processes_write_at_once() {
 }
 
 #[test]
-fn run_graph_round_trips_and_older_runs_have_none() {
+fn run_graph_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.db");
     // A store written by a flowrun that kept no graphs (schema version 2),

@@ -11,16 +11,19 @@
 //! Two MSEs are comparable only on the same rows, none of which either
 //! model trained on. A production model trained and tested on other data
 //! (another `data_dir`, seed or split) has an MSE of its own test set, and
-//! may have trained on some of this run's test rows. So, when `x_test`, `y_test` and `model` are connected, the step
-//! drops the test rows whose order the production version trained on (its
-//! `y_train`, found through the run that registered it), scores both
-//! models on the rows left, and compares the two MSEs there. When the
-//! production version cannot be scored on them (its features are missing
-//! from `x_test`, its file cannot be read, or fewer than `min_test_rows`
-//! rows are left), the model is not deployed, and the reason names the
-//! way to deploy anyway (`require_improvement=false`). Without `x_test` and `y_test`, the step
-//! falls back to the MSE the production version had when it was
-//! registered, and the reason says so.
+//! may have trained on some of this run's test rows.
+//!
+//! So, when `x_test`, `y_test` and `model` are connected, the step drops
+//! the test rows whose orders the production version trained on. It finds
+//! them in the `y_train` of the run that registered that version. It then
+//! scores both models on the rows left and compares the two MSEs there.
+//! Sometimes the two cannot be compared: the production version's features
+//! are missing from `x_test`, its file cannot be read, or fewer than
+//! `min_test_rows` rows are left. Then the model is not deployed, and the
+//! reason names the way to deploy anyway (`require_improvement=false`).
+//! Without `x_test` and `y_test`, the step falls back to the MSE the
+//! production version had when it was registered, and the reason states
+//! that.
 //!
 //! The decision and its reason are recorded as the step's `decision` and
 //! `reason` tags and returned as JSON. The step reads the registry and the

@@ -96,7 +96,7 @@ impl Dag {
             }
         }
         // A run still going, or one whose process died, has steps that
-        // never started and so were never recorded; the graph knows them.
+        // never started and so were never recorded, but the graph lists them.
         // (A failed or cancelled run records them as skipped.)
         let unfinished = matches!(run.run.status, RunStatus::Running | RunStatus::Interrupted);
         let mut not_started: Vec<&GraphStep> = Vec::new();
@@ -530,8 +530,8 @@ mod tests {
         step
     }
 
-    /// A step of a recorded graph with its inputs (`input`, `step.output`)
-    /// and `after:` list.
+    /// Builds a step of a recorded graph with its inputs (`input`,
+    /// `step.output`) and `after:` list.
     fn graph_step(id: &str, inputs: &[(&str, &str)], after: &[&str]) -> GraphStep {
         GraphStep {
             id: id.to_string(),

@@ -901,7 +901,7 @@ async fn models_page_shows_differing_data() {
 }
 
 #[tokio::test]
-async fn predict_page_names_why_the_production_model_is_not_loaded() {
+async fn predict_page_shows_load_error() {
     let fixture = Fixture::new();
     let path = fixture.artifacts.path_of(&fixture.model_ref);
     let mut bytes = std::fs::read(&path).unwrap();
