@@ -75,7 +75,14 @@ fn kill_9_leaves_stale_pid_file() {
     assert!(wait_for(Duration::from_secs(5), || process_gone(pid)));
     assert!(project.server_dir().join("server.pid").exists());
 
-    let status = project.run(&["serve", "status", "--json"]);
+    // NOTE: once, on a loaded machine, a status call right after the kill
+    // still found the server lock held; the cause is not known. The check
+    // polls for a few seconds, and a lock that stays held still fails it.
+    let mut status = project.run(&["serve", "status", "--json"]);
+    wait_for(Duration::from_secs(5), || {
+        status = project.run(&["serve", "status", "--json"]);
+        status.code == 3
+    });
     assert_eq!(status.code, 3, "{}", status.all());
     let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(json["state"], "stopped");
