@@ -2,10 +2,8 @@
 //! nothing else. The test builds a small flowrun binary from a fixture crate,
 //! edits a helper constant that one step uses, rebuilds and runs again.
 //!
-//! The fixture builds in the target directory `cargo test` uses, with the
-//! same profile settings and cargo's `test` profile, so it reuses the
-//! crates `cargo test` already compiled. Built with the `dev` profile, it
-//! compiled most of them again, which took minutes on 2 cores.
+//! The fixture builds in the workspace's target directory with the same
+//! profile settings, so it reuses the crates `cargo test` already compiled.
 
 mod common;
 
@@ -61,7 +59,7 @@ impl Fixture {
 
     fn build(&self) {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--profile", "test"])
+            .args(["build", "--quiet"])
             .current_dir(self.dir.path())
             .env("CARGO_TARGET_DIR", &self.target)
             .status()
