@@ -112,12 +112,7 @@ fn second_deploy_swaps_model_in_place() {
     // The trigger's decision is recorded with the run.
     let run = project.run(&["runs", "show", "latest", "--json"]);
     let run: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let trigger = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step_id"] == "deployment_trigger")
-        .unwrap();
+    let trigger = project.latest_trigger();
     assert_eq!(trigger["tags"]["decision"], "deploy");
     assert!(
         trigger["tags"]["reason"]
@@ -204,19 +199,6 @@ fn second_deploy_swaps_model_in_place() {
     }));
 }
 
-/// Returns the `deployment_trigger` step of `runs show latest --json`.
-fn latest_decision(project: &Project) -> serde_json::Value {
-    let run = project.run(&["runs", "show", "latest", "--json"]);
-    let run: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step_id"] == "deployment_trigger")
-        .unwrap()
-        .clone()
-}
-
 /// Copies the shipped sample into `dir`, keeping only the first `orders`
 /// orders (the other tables keep every row; the join drops the rest).
 fn small_sample(dir: &std::path::Path, orders: usize) {
@@ -277,7 +259,7 @@ fn trigger_compares_models_on_the_same_test_rows() {
         worse.all()
     );
     assert!(worse.stderr.contains("keeps serving"), "{}", worse.all());
-    let trigger = latest_decision(&project);
+    let trigger = project.latest_trigger();
     assert_eq!(trigger["tags"]["decision"], "skip", "{trigger}");
     let reason = trigger["tags"]["reason"].as_str().unwrap();
     assert!(
@@ -297,7 +279,7 @@ fn trigger_compares_models_on_the_same_test_rows() {
     small_sample(&tiny, 150);
     let small = project.deploy_data(&tiny, port, &["max_mse=100"]);
     assert_eq!(small.code, 0, "{}", small.all());
-    let trigger = latest_decision(&project);
+    let trigger = project.latest_trigger();
     assert_eq!(trigger["tags"]["decision"], "skip", "{trigger}");
     let reason = trigger["tags"]["reason"].as_str().unwrap();
     assert!(
@@ -313,7 +295,7 @@ fn trigger_compares_models_on_the_same_test_rows() {
     // group split put most of these orders in its training part.
     let compared = project.deploy_data(&tiny, port, &["max_mse=100", "min_test_rows=1"]);
     assert_eq!(compared.code, 0, "{}", compared.all());
-    let trigger = latest_decision(&project);
+    let trigger = project.latest_trigger();
     let reason = trigger["tags"]["reason"].as_str().unwrap();
     assert!(reason.contains("leaving out the"), "{reason}");
     assert!(

@@ -180,14 +180,7 @@ fn trigger_skips_model_above_threshold() {
     assert_eq!(models["models"][0]["production_version"], 1);
     assert_eq!(models["models"][0]["versions"][1]["stage"], "none");
     assert_eq!(served(port), Some(1));
-    let run = project.run(&["runs", "show", "latest", "--json"]);
-    let run: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let trigger = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step_id"] == "deployment_trigger")
-        .unwrap();
+    let trigger = project.latest_trigger();
     assert_eq!(trigger["tags"]["decision"], "skip");
     assert!(
         trigger["tags"]["reason"]

@@ -53,7 +53,8 @@ pub(crate) fn write_stderr(args: std::fmt::Arguments<'_>) {
     let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
 }
 
-/// `eprintln!` that never panics: see [`write_stderr`].
+/// Prints like `eprintln!`, but ignores write errors instead of panicking;
+/// see [`write_stderr`].
 macro_rules! errln {
     ($($arg:tt)*) => {
         $crate::output::write_stderr(format_args!($($arg)*))

@@ -111,6 +111,19 @@ impl Project {
         self.run(&args)
     }
 
+    /// Returns the `deployment_trigger` step of the latest run, as
+    /// `runs show latest --json` prints it.
+    pub fn latest_trigger(&self) -> serde_json::Value {
+        let out = self.run(&["runs", "show", "latest", "--json"]);
+        let run: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("runs show --json ({e}): {}", out.all()));
+        run["steps"]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|s| s["step_id"] == "deployment_trigger"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no deployment_trigger step in {run}"))
+    }
+
     /// Returns the server pid from `flowrun serve status --json`, if one
     /// runs.
     pub fn server_pid(&self) -> Option<u32> {

@@ -336,8 +336,8 @@ impl<'a> Executor<'a> {
         let nodes = build_nodes(pipeline, graph, &options.selection)?;
 
         // Pipeline parameters, then the step parameters set with `--set
-        // step.param=...` as `step.param`: a step id never has a dot, so
-        // the two cannot collide.
+        // step.param=...` as `step.param`. Validation rejects a dot in a step
+        // id, so the two kinds of name cannot collide.
         let params = pipeline
             .params
             .iter()

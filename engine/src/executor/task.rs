@@ -456,7 +456,7 @@ fn recompute(
     producer: usize,
     output: &str,
     broken: &ArtifactRef,
-    why: &str,
+    problem: &str,
 ) -> Result<Arc<Artifact>, String> {
     let _serial = shared
         .recompute_lock
@@ -465,9 +465,9 @@ fn recompute(
     let step = shared.nodes[producer].step;
     shared.reporter.event(&Event::Recomputing {
         id: &step.id,
-        reason: why,
+        reason: problem,
     });
-    tracing::warn!(step = %step.id, "stored output {output} is unusable ({why}); running the step again");
+    tracing::warn!(step = %step.id, "stored output {output} is unusable ({problem}); running the step again");
 
     let started = Instant::now();
     let store = shared.exec.artifacts;
@@ -503,7 +503,15 @@ fn recompute(
     store
         .put_entry(detail.key().as_str(), &entry)
         .map_err(|e| e.to_string())?;
-    record_recompute(shared, done.step_run, &refs, attempts, started, output, why)?;
+    record_recompute(
+        shared,
+        done.step_run,
+        &refs,
+        attempts,
+        started,
+        output,
+        problem,
+    )?;
     if let Some(done) = shared.results.lock().expect("results poisoned")[producer].as_mut() {
         done.outputs = refs;
     }
@@ -520,7 +528,7 @@ fn record_recompute(
     attempts: u32,
     started: Instant,
     output: &str,
-    why: &str,
+    problem: &str,
 ) -> Result<(), String> {
     let runs = shared.exec.runs;
     let finish = StepFinish {
@@ -528,7 +536,7 @@ fn record_recompute(
         attempts,
         duration_ms: duration_ms(started.elapsed()),
         miss_reason: Some(format!(
-            "stored output {output} was unusable ({why}); ran again"
+            "stored output {output} was unusable ({problem}); ran again"
         )),
         error: None,
     };

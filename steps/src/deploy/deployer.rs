@@ -182,12 +182,12 @@ impl Step for ModelDeployer {
                 pid, port, started, ..
             } => {
                 let host = ctx.param_str("host")?;
-                let how = if *started {
+                let action = if *started {
                     "started the server"
                 } else {
                     "the running server swapped it in"
                 };
-                format!("{how}: http://{host}:{port} (pid {pid})")
+                format!("{action}: http://{host}:{port} (pid {pid})")
             }
             ServerReport::NotRunning => "no server is running for this store".to_string(),
             ServerReport::NotNotified { reason } => {

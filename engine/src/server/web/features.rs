@@ -24,10 +24,10 @@
 //! | outside the 1st–99th percentile | accepted, flagged as unusual |
 //!
 //! A model without `feature_stats` gets no defaults, no generic bounds and
-//! no comparison; one without `feature_docs` gets labels made from the
+//! no comparison. A model without `feature_docs` gets labels made from the
 //! column names and no domains. Messages quote a rejected value as the
-//! user typed it, cut to 40 characters. So `1e308` never comes back as a
-//! 309-digit number. This module never predicts and never renders HTML.
+//! user typed it, cut to 40 characters, so `1e308` does not come back as a
+//! 309-digit number. This module does not predict or render HTML.
 
 use super::format;
 use crate::server::state::LoadedModel;
