@@ -92,59 +92,25 @@ pub(super) fn page(
             (f.name.clone(), raw)
         })
         .collect();
+    // The form with the submitted values, and a prediction or a message.
+    let page = |status, prediction: Option<&Prediction>, message: Option<&str>| Page {
+        status,
+        title: title.clone(),
+        nav: Nav::Predict,
+        body: form_page(state, model, &fields, &values, &errors, prediction, message),
+    };
     if !errors.is_empty() {
         let summary = format!(
             "{} of {} inputs need a change before the model can score them.",
             errors.len(),
             fields.len()
         );
-        let body = form_page(
-            state,
-            model,
-            &fields,
-            &values,
-            &errors,
-            None,
-            Some(&summary),
-        );
-        return Page {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            title,
-            nav: Nav::Predict,
-            body,
-        };
+        return page(StatusCode::UNPROCESSABLE_ENTITY, None, Some(&summary));
     }
 
     match score(state, model, inputs, host) {
-        Ok(prediction) => {
-            let body = form_page(
-                state,
-                model,
-                &fields,
-                &values,
-                &errors,
-                Some(&prediction),
-                None,
-            );
-            Page::ok(title, Nav::Predict, body)
-        }
-        Err(message) => {
-            let body = form_page(
-                state,
-                model,
-                &fields,
-                &values,
-                &errors,
-                None,
-                Some(&message),
-            );
-            Page {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                title,
-                nav: Nav::Predict,
-                body,
-            }
-        }
+        Ok(prediction) => page(StatusCode::OK, Some(&prediction), None),
+        Err(message) => page(StatusCode::INTERNAL_SERVER_ERROR, None, Some(&message)),
     }
 }
 
