@@ -590,29 +590,41 @@ mod tests {
 
     #[test]
     fn above_threshold_is_skipped() {
-        let d = decide(1.9, Some(800), POLICY, None);
-        assert!(!d.deploy);
-        assert!(d.reason.contains("above the threshold"), "{}", d.reason);
+        let decision = decide(1.9, Some(800), POLICY, None);
+        assert!(!decision.deploy);
+        assert!(
+            decision.reason.contains("above the threshold"),
+            "{}",
+            decision.reason
+        );
     }
 
     #[test]
     fn first_model_within_threshold_deploys() {
-        let d = decide(1.7, Some(800), POLICY, None);
-        assert!(d.deploy);
+        let decision = decide(1.7, Some(800), POLICY, None);
+        assert!(decision.deploy);
         assert!(
-            d.reason.contains("no version is in production"),
+            decision.reason.contains("no version is in production"),
             "{}",
-            d.reason
+            decision.reason
         );
     }
 
     #[test]
     fn too_few_test_rows_is_skipped() {
         // An excellent MSE from seven rows is noise.
-        let d = decide(0.5, Some(7), POLICY, None);
-        assert!(!d.deploy);
-        assert!(d.reason.contains("only 7 test rows"), "{}", d.reason);
-        assert!(d.reason.contains("min_test_rows = 200"), "{}", d.reason);
+        let decision = decide(0.5, Some(7), POLICY, None);
+        assert!(!decision.deploy);
+        assert!(
+            decision.reason.contains("only 7 test rows"),
+            "{}",
+            decision.reason
+        );
+        assert!(
+            decision.reason.contains("min_test_rows = 200"),
+            "{}",
+            decision.reason
+        );
         // Metrics without a row count are judged on the MSE alone.
         assert!(decide(0.5, None, POLICY, None).deploy);
     }
@@ -620,17 +632,18 @@ mod tests {
     #[test]
     fn worse_on_same_rows_is_skipped() {
         let current = production(same_rows(1.6, 1.7));
-        let d = decide(1.7, Some(800), POLICY, Some(&current));
-        assert!(!d.deploy);
+        let decision = decide(1.7, Some(800), POLICY, Some(&current));
+        assert!(!decision.deploy);
         assert!(
-            d.reason
+            decision
+                .reason
                 .contains("worse than production version 3's 1.6000 on the same 800 test rows"),
             "{}",
-            d.reason
+            decision.reason
         );
-        assert_eq!(d.production_mse, Some(1.6));
-        assert_eq!(d.compared_on, Some("same_test_rows"));
-        assert_eq!(d.compared_rows, Some(800));
+        assert_eq!(decision.production_mse, Some(1.6));
+        assert_eq!(decision.compared_on, Some("same_test_rows"));
+        assert_eq!(decision.compared_rows, Some(800));
     }
 
     #[test]
@@ -650,7 +663,7 @@ mod tests {
             excluded: 300,
             overlap_checked: true,
         }));
-        let d = decide(
+        let decision = decide(
             2.0,
             Some(800),
             Policy {
@@ -659,23 +672,28 @@ mod tests {
             },
             Some(&current),
         );
-        assert!(d.deploy, "{}", d.reason);
+        assert!(decision.deploy, "{}", decision.reason);
         assert!(
-            d.reason
+            decision
+                .reason
                 .contains("leaving out the 300 whose orders production trained on"),
             "{}",
-            d.reason
+            decision.reason
         );
-        assert_eq!(d.candidate_mse_on_compared_rows, Some(1.7));
+        assert_eq!(decision.candidate_mse_on_compared_rows, Some(1.7));
     }
 
     #[test]
     fn recorded_mse_is_named_as_such() {
         let current = production(ProductionMse::Recorded(1.6));
-        let d = decide(1.7, Some(800), POLICY, Some(&current));
-        assert!(!d.deploy);
-        assert!(d.reason.contains("on its own test set"), "{}", d.reason);
-        assert_eq!(d.compared_on, Some("recorded"));
+        let decision = decide(1.7, Some(800), POLICY, Some(&current));
+        assert!(!decision.deploy);
+        assert!(
+            decision.reason.contains("on its own test set"),
+            "{}",
+            decision.reason
+        );
+        assert_eq!(decision.compared_on, Some("recorded"));
         let current = production(ProductionMse::Recorded(1.75));
         assert!(decide(1.7, Some(800), POLICY, Some(&current)).deploy);
     }
@@ -685,13 +703,17 @@ mod tests {
         let current = production(ProductionMse::NotComparable(
             "missing feature column `seller_state`".into(),
         ));
-        let d = decide(1.0, Some(800), POLICY, Some(&current));
-        assert!(!d.deploy);
-        assert!(d.reason.contains("seller_state"), "{}", d.reason);
+        let decision = decide(1.0, Some(800), POLICY, Some(&current));
+        assert!(!decision.deploy);
         assert!(
-            d.reason.contains("require_improvement=false"),
+            decision.reason.contains("seller_state"),
             "{}",
-            d.reason
+            decision.reason
+        );
+        assert!(
+            decision.reason.contains("require_improvement=false"),
+            "{}",
+            decision.reason
         );
         let relaxed = Policy {
             require_improvement: false,
